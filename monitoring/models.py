@@ -1,0 +1,109 @@
+"""The QUICKREF data models: pydantic, JSON-serialisable, built only when someone asks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+__all__ = ["APIMetric", "CacheStats", "GPUUsage", "PerformanceMetric", "ResourceUsage"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PerformanceMetric(BaseModel):
+    """One timed or recorded value of a named operation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric_name: str
+    value: float
+    unit: str = "seconds"
+    timestamp: datetime = Field(default_factory=_now)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class GPUUsage(BaseModel):
+    """One NVIDIA GPU as NVML reports it; a field NVML cannot read is None."""
+
+    index: int
+    name: str
+    utilization_percent: float | None = None
+    memory_used_mb: float | None = None
+    memory_total_mb: float | None = None
+    temperature_c: float | None = None
+    power_w: float | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def memory_percent(self) -> float | None:
+        """GPU memory in use as a percentage of its total."""
+        if not self.memory_total_mb or self.memory_used_mb is None:
+            return None
+        return 100.0 * self.memory_used_mb / self.memory_total_mb
+
+
+class ResourceUsage(BaseModel):
+    """A snapshot of the machine: CPU, memory, disk and every GPU."""
+
+    cpu_percent: float
+    memory_percent: float
+    memory_used_mb: float
+    memory_available_mb: float = 0.0
+    disk_percent: float
+    disk_used_gb: float = 0.0
+    disk_free_gb: float = 0.0
+    gpu_percent: float | None = None
+    gpu_memory_used_mb: float | None = None
+    gpu_memory_total_mb: float | None = None
+    gpus: list[GPUUsage] = Field(default_factory=list)
+    timestamp: datetime = Field(default_factory=_now)
+
+
+class APIMetric(BaseModel):
+    """One HTTP request as the API tracker saw it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoint: str
+    duration_ms: float
+    status_code: int
+    method: str = "GET"
+    error: str | None = None
+    timestamp: datetime = Field(default_factory=_now)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_error(self) -> bool:
+        """Status 400 and above counts as an error."""
+        return self.status_code >= 400
+
+
+class CacheStats(BaseModel):
+    """Hit/miss counters of one cache; rates are derived, never stored."""
+
+    hits: int = 0
+    misses: int = 0
+    size: int = 0
+    max_size: int = 0
+    evictions: int = 0
+    expirations: int = 0
+    name: str = "default"
+    timestamp: datetime = Field(default_factory=_now)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups; 0.0 before the first lookup."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def miss_rate(self) -> float:
+        """Misses over lookups; 0.0 before the first lookup."""
+        total = self.hits + self.misses
+        return self.misses / total if total else 0.0

@@ -1,0 +1,399 @@
+"""PerformanceMonitor: time operations and answer exact statistics over their samples."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import math
+import numbers
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from time import perf_counter, time
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from ._flusher import FLUSHER, flush_sources
+from ._series import NO_META, SeriesBuffer
+from .models import PerformanceMetric
+from .settings import get_settings
+from . import stats as _stats
+from .store import METRIC, ColumnBatch, SampleStore, SeriesData, to_epoch
+
+__all__ = ["PerformanceMonitor", "TimeRange", "Timer", "write_text_atomically"]
+
+TimeRange = tuple[datetime | float, datetime | float] | timedelta | None
+_EXPORT_FORMATS = ("json", "csv")
+
+
+def check_name(kind: str, name: object) -> str:
+    """A series name must be a non-empty string (it becomes a store key and a chart label)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+    return name
+
+
+def window(time_range: TimeRange) -> tuple[float, float]:
+    """``(start, end)`` epoch seconds of a range given as a pair or as "the last timedelta"."""
+    if time_range is None:
+        return -math.inf, math.inf
+    if isinstance(time_range, timedelta):
+        now = time()
+        return now - time_range.total_seconds(), now
+    try:
+        start, end = time_range
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"time_range must be (start, end) or a timedelta, got {time_range!r}"
+        ) from None
+    lo, hi = to_epoch(start), to_epoch(end)
+    assert lo is not None and hi is not None
+    if lo > hi:
+        raise ValueError(f"time_range starts after it ends: {time_range!r}")
+    return lo, hi
+
+
+def write_text_atomically(text: str, path: Path) -> None:
+    """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {path}: the folder {path.parent} does not exist; create it first"
+        )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _context_id() -> int:
+    """Who is timing: the running asyncio task, or else the thread."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return id(task) if task is not None else threading.get_ident()
+
+
+class Timer:
+    """Times one block; a fresh instance per ``timer()`` call, so concurrent blocks never mix.
+
+    The block is recorded also when it raises, with the exception type in the metadata.
+    ``elapsed`` holds the seconds once the block has ended.
+    """
+
+    __slots__ = ("_metadata", "_series", "_start", "elapsed")
+
+    def __init__(self, series: SeriesBuffer, metadata: dict[str, Any] | None) -> None:
+        self._series = series
+        self._metadata = metadata
+        self.elapsed: float | None = None
+
+    def __enter__(self) -> Timer:
+        self._start = perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        elapsed = perf_counter() - self._start
+        self.elapsed = elapsed
+        series = self._series
+        if exc_type is None and self._metadata is None:
+            # The hot path, inlined: one C call appends the whole row (see _series.py).
+            data = series.data
+            data.extend((time(), elapsed, NO_META))
+            if len(data) > series.trim_at:
+                series.trim()
+            return
+        metadata = dict(self._metadata or {})
+        if exc_type is not None:
+            metadata["error"] = exc_type.__name__
+        series.add((time(), elapsed), metadata)
+
+
+class PerformanceMonitor:
+    """Timings and other values of named operations, with exact percentiles.
+
+    >>> monitor = PerformanceMonitor(max_history=5000)
+    >>> with monitor.timer("resize"):
+    ...     pass
+    >>> monitor.get_statistics("resize")["count"]
+    1
+
+    A monitor built directly keeps its samples in memory only; give it a ``store`` (or use
+    ``get_monitor()``) to publish them to the sample store for the dashboard.
+    """
+
+    def __init__(self, max_history: int | None = None, *, store: SampleStore | None = None) -> None:
+        settings = get_settings()
+        history = settings.MAX_HISTORY if max_history is None else max_history
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"max_history must be a positive integer, got {max_history!r}")
+        self.max_history = history
+        self._series: dict[str, SeriesBuffer] = {}
+        self._lock = threading.Lock()
+        self._running: dict[tuple[str, int], float] = {}
+        self._read_only = False
+        self._store = store
+        if store is not None:
+            FLUSHER.register(self, settings.FLUSH_INTERVAL_S)
+
+    def __repr__(self) -> str:
+        return f"PerformanceMonitor(operations={len(self._series)}, store={self._store!r})"
+
+    @property
+    def store(self) -> SampleStore | None:
+        """Where samples are published, or None for an in-memory monitor."""
+        return self._store
+
+    # -- recording ----------------------------------------------------------------------------
+
+    def _buffer(self, name: str, unit: str = "seconds") -> SeriesBuffer:
+        if self._read_only:
+            raise ValueError("This monitor was loaded from the store and is read-only")
+        try:
+            return self._series[name]
+        except KeyError:
+            pass
+        check_name("Metric", name)
+        with self._lock:
+            series = self._series.get(name)
+            if series is None:
+                series = SeriesBuffer(
+                    2, self.max_history, unit=unit, persist=self._store is not None
+                )
+                self._series[name] = series
+            return series
+
+    def timer(self, name: str, metadata: dict[str, Any] | None = None) -> Timer:
+        """A context manager timing its block into ``name`` (seconds)."""
+        series = self._series.get(name)
+        if series is None or self._read_only:
+            series = self._buffer(name)
+        return Timer(series, metadata)
+
+    def start_timer(self, name: str) -> None:
+        """Start timing ``name`` in this thread or asyncio task; ``stop_timer`` records it."""
+        check_name("Metric", name)
+        self._running[(name, _context_id())] = perf_counter()
+
+    def stop_timer(self, name: str, metadata: dict[str, Any] | None = None) -> float | None:
+        """Record and return the seconds since ``start_timer(name)``; None if it was not started."""
+        start = self._running.pop((name, _context_id()), None)
+        if start is None:
+            return None
+        elapsed = perf_counter() - start
+        self._buffer(name).add((time(), elapsed), metadata)
+        return elapsed
+
+    def record_metric(
+        self,
+        name: str,
+        value: float,
+        unit: str = "seconds",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Record one value of ``name``.
+
+        Raises:
+            ValueError: the name is empty or not a string, the value is not a finite number, or
+                the series was recorded in another unit before.
+        """
+        series = self._series.get(name)
+        if series is None or self._read_only:
+            series = self._buffer(name, unit)  # validates the name
+        if type(value) is float or type(value) is int:  # the fast path skips the ABC check
+            number = float(value)
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise ValueError(f"Metric {name!r}: value must be a number, got {value!r}")
+        if not math.isfinite(number):
+            raise ValueError(f"Metric {name!r}: value must be finite, got {number!r}")
+        if series.unit != unit:
+            raise ValueError(
+                f"Metric {name!r} is recorded in {series.unit!r}; got a value in {unit!r}"
+            )
+        if metadata is None:
+            data = series.data
+            data.extend((time(), number, NO_META))
+            if len(data) > series.trim_at:
+                series.trim()
+        elif isinstance(metadata, dict):
+            series.add((time(), number), metadata)
+        else:
+            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def get_operation_names(self) -> list[str]:
+        """Every operation with samples, sorted."""
+        return sorted(name for name, series in self._series.items() if len(series))
+
+    def get_unit(self, name: str) -> str | None:
+        """The unit ``name`` is recorded in, or None for an unknown operation."""
+        series = self._series.get(name)
+        return series.unit if series is not None else None
+
+    def _values(self, name: str, time_range: TimeRange = None) -> np.ndarray:
+        series = self._series.get(name)
+        if series is None:
+            return np.empty(0)
+        if time_range is None:
+            return series.values()
+        (timestamps, values), _ = series.view()
+        lo, hi = window(time_range)
+        return values[(timestamps >= lo) & (timestamps <= hi)]
+
+    def get_metrics(self, name: str, time_range: TimeRange = None) -> list[PerformanceMetric]:
+        """The samples of ``name`` as models, oldest first (``time_range``: a pair or a timedelta)."""
+        series = self._series.get(name)
+        if series is None:
+            return []
+        (timestamps, values), meta = series.view()
+        lo, hi = window(time_range)
+        return [
+            PerformanceMetric(
+                metric_name=name,
+                value=float(values[i]),
+                unit=series.unit,
+                timestamp=datetime.fromtimestamp(float(timestamps[i]), UTC),
+                metadata=meta.get(i, {}),
+            )
+            for i in np.flatnonzero((timestamps >= lo) & (timestamps <= hi))
+        ]
+
+    def get_average(self, name: str, time_range: TimeRange = None) -> float | None:
+        """The mean of ``name``'s samples; None when there are none."""
+        values = self._values(name, time_range)
+        return float(values.mean()) if values.size else None
+
+    def get_percentiles(
+        self,
+        name: str,
+        percentiles: Sequence[float] = _stats.DEFAULT_PERCENTILES,
+        time_range: TimeRange = None,
+    ) -> dict[str, float]:
+        """Exact percentiles, e.g. ``{"p50": ..., "p99": ...}``; ``{}`` when there are no samples."""
+        return _stats.percentiles(self._values(name, time_range), percentiles)
+
+    def get_statistics(self, name: str, time_range: TimeRange = None) -> dict[str, Any]:
+        """count, min, max, mean, median, std, p50, p90, p95, p99 and unit; ``{"count": 0}`` if empty."""
+        values = self._values(name, time_range)
+        return _stats.summarize(values, self.get_unit(name)) if values.size else {"count": 0}
+
+    def samples_with_metadata(
+        self, key: str, value: Any, time_range: TimeRange = None
+    ) -> dict[str, list[PerformanceMetric]]:
+        """Per operation, the samples whose metadata has ``key == value`` (session reports)."""
+        found: dict[str, list[PerformanceMetric]] = {}
+        for name in self.get_operation_names():
+            matches = [m for m in self.get_metrics(name, time_range) if m.metadata.get(key) == value]
+            if matches:
+                found[name] = matches
+        return found
+
+    # -- export, reset, flush -----------------------------------------------------------------
+
+    def export_metrics(
+        self,
+        format: str = "json",  # noqa: A002 - QUICKREF's name
+        output_path: Path | str | None = None,
+        operation_name: str | None = None,
+    ) -> str:
+        """Samples and statistics as JSON or CSV; written to ``output_path`` when given.
+
+        Raises:
+            ValueError: ``format`` is neither "json" nor "csv".
+            FileNotFoundError: the folder of ``output_path`` does not exist.
+        """
+        if format not in _EXPORT_FORMATS:
+            raise ValueError(f"Unsupported format {format!r}; use one of {', '.join(_EXPORT_FORMATS)}")
+        names = [operation_name] if operation_name is not None else self.get_operation_names()
+        text = self._to_json(names) if format == "json" else self._to_csv(names)
+        if output_path is not None:
+            write_text_atomically(text, Path(output_path))
+        return text
+
+    def _to_json(self, names: list[str]) -> str:
+        payload = {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "metrics": {
+                name: {
+                    "unit": self.get_unit(name),
+                    "statistics": self.get_statistics(name),
+                    "samples": [
+                        m.model_dump(mode="json", exclude={"metric_name", "unit"})
+                        for m in self.get_metrics(name)
+                    ],
+                }
+                for name in names
+            },
+        }
+        return json.dumps(payload, indent=2)
+
+    def _to_csv(self, names: list[str]) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["metric_name", "timestamp", "value", "unit", "metadata"])
+        for name in names:
+            for m in self.get_metrics(name):
+                meta = json.dumps(m.metadata, default=str) if m.metadata else ""
+                writer.writerow([name, m.timestamp.isoformat(), repr(m.value), m.unit, meta])
+        return out.getvalue()
+
+    def clear_metrics(self, name: str | None = None) -> None:
+        """Forget the samples of ``name`` (or of every operation); stored ones are flushed first."""
+        self.flush()
+        with self._lock:
+            targets = list(self._series) if name is None else [name]
+            for target in targets:
+                series = self._series.pop(target, None)
+                if series is not None:
+                    series.clear()
+
+    def pending_batches(self) -> list[ColumnBatch]:
+        """New samples for the store (the flusher calls this)."""
+        batches = []
+        for name, series in list(self._series.items()):
+            taken = series.take_unflushed()
+            if taken is not None:
+                columns, meta = taken
+                batches.append(ColumnBatch(METRIC, name, tuple(columns), series.unit, meta or None))
+        return batches
+
+    @property
+    def dropped_samples(self) -> int:
+        """Samples never written because the store stayed away past the pending bound."""
+        return sum(series.dropped for series in list(self._series.values()))
+
+    def flush(self) -> None:
+        """Write pending samples to the store now (a no-op for an in-memory monitor)."""
+        if self._store is not None:
+            flush_sources([self])
+
+    @classmethod
+    def _from_store(cls, data: dict[str, SeriesData]) -> PerformanceMonitor:
+        monitor = cls(max_history=1)
+        for name, series_data in data.items():
+            if series_data.size:
+                series = SeriesBuffer(2, 1, unit=series_data.unit)
+                series.load(series_data.columns, series_data.meta)
+                monitor._series[name] = series
+        monitor._read_only = True
+        return monitor

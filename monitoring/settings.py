@@ -1,0 +1,88 @@
+"""Monitoring settings: read once from the environment (``PTPD_MONITORING_*``) and ``.env``."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["MonitoringSettings", "SettingsError", "default_store_dir", "get_settings", "load_settings"]
+
+
+def default_store_dir() -> Path:
+    """The per-user data folder: ``$XDG_DATA_HOME/ptpd-monitor`` (``~/.local/share`` by default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ptpd-monitor"
+
+
+class MonitoringSettings(BaseSettings):
+    """Every knob of the monitoring package; constructor arguments of the classes override these.
+
+    >>> MonitoringSettings(CPU_THRESHOLD=75.0).CPU_THRESHOLD
+    75.0
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PTPD_MONITORING_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    MAX_HISTORY: int = Field(10_000, ge=1, description="Samples kept in memory per series")
+    CPU_THRESHOLD: float = Field(80.0, gt=0, le=100, description="CPU % that raises an alert")
+    MEMORY_THRESHOLD: float = Field(85.0, gt=0, le=100, description="Memory % that raises an alert")
+    DISK_THRESHOLD: float = Field(90.0, gt=0, le=100, description="Disk % that raises an alert")
+    CACHE_SIZE: int = Field(1000, ge=1, description="Entries the default cache holds")
+    CACHE_TTL: float = Field(3600.0, gt=0, description="Default cache entry lifetime, seconds")
+    CACHE_BACKEND: Literal["memory", "disk"] = Field("memory", description="Where cache entries live")
+    STORE_DIR: Path = Field(default_factory=default_store_dir, description="Sample store folder")
+    STORE_ENABLED: bool = Field(True, description="Persist samples to the store")
+    STORE_SIZE_LIMIT_MB: float = Field(1024.0, gt=0, description="Store size cap; oldest go first")
+    RETENTION_DAYS: float = Field(30.0, gt=0, description="Samples older than this are removed")
+    FLUSH_INTERVAL_S: float = Field(1.0, gt=0, le=3600, description="Seconds between store writes")
+    SAMPLE_INTERVAL_S: float = Field(2.0, gt=0, le=3600, description="Resource sampler period")
+    DISK_PATH: Path = Field(Path("/"), description="Filesystem the disk gauge watches")
+
+    @model_validator(mode="after")
+    def _expand_paths(self) -> MonitoringSettings:
+        self.STORE_DIR = self.STORE_DIR.expanduser()
+        self.DISK_PATH = self.DISK_PATH.expanduser()
+        return self
+
+
+class SettingsError(ValueError):
+    """A monitoring setting has a bad value; the message names the environment variable."""
+
+
+def load_settings(**overrides: object) -> MonitoringSettings:
+    """Read the settings, turning pydantic's report into one line per bad variable.
+
+    Raises:
+        SettingsError: a variable is malformed or out of range, e.g.
+            ``PTPD_MONITORING_CPU_THRESHOLD='abc': Input should be a valid number``.
+    """
+    try:
+        return MonitoringSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(
+                f"PTPD_MONITORING_{field.upper()}={error.get('input')!r}: {error['msg']}"
+            )
+        raise SettingsError(
+            "Invalid monitoring settings (fix the environment or .env): " + "; ".join(problems)
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> MonitoringSettings:
+    """The settings of this process, read once (a bad value fails here, naming the variable)."""
+    return load_settings()

@@ -1,0 +1,592 @@
+"""The sample store: batched, columnar samples in a diskcache directory shared by processes.
+
+One entry holds one flush of one series. Keys sort by kind, series and time::
+
+    metric|pipeline.decode|1764102361.123456|4242|17
+    ^kind  ^series (quoted) ^first sample   ^pid ^sequence
+
+so a time-window read is one indexed range scan that touches only the window's batches.
+Columnar values are packed float64 bytes behind a small JSON header; record values (resource
+samples, cache snapshots, profiles) are JSON text. Nothing is ever pickled, and a pickled row
+found on read is refused.
+
+Writes never raise into the host app: a failure is logged once, counted, and the batch's
+samples are counted as dropped (the process keeps them in memory). Reads raise
+:class:`StoreError`, naming the folder and the reason, for the dashboard and CLI to show.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+import diskcache
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .api import APIPerformanceTracker
+    from .monitor import PerformanceMonitor
+
+__all__ = [
+    "ColumnBatch",
+    "RecordBatch",
+    "SampleStore",
+    "SeriesData",
+    "StoreError",
+    "TimeBound",
+    "to_epoch",
+]
+
+logger = logging.getLogger(__name__)
+
+TimeBound = datetime | float | int | None
+
+METRIC, API, RESOURCE, CACHE, PROFILE = "metric", "api", "resource", "cache", "profile"
+_COLUMNAR_KINDS = frozenset({METRIC, API})
+_MAGIC = b"PTPD1"
+# A batch never spans more than this, so a window read can start this much before `since`.
+MAX_BATCH_SPAN_S = 60.0
+# diskcache culls (retention, size limit) only when we ask, and we count what it removes.
+_CULL_EVERY_S = 5.0
+
+
+class StoreError(RuntimeError):
+    """The store cannot be read; ``path`` and ``reason`` say where and why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"Sample store at {path} is unusable: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class _PickledRowError(ValueError):
+    """A row holds a pickle: somebody else wrote it, and unpickling could run their code."""
+
+
+class _NoPickleDisk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache's Disk restricted to bytes and text, both ways."""
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
+        if not isinstance(value, bytes | str):
+            raise TypeError(f"the sample store keeps bytes or JSON text, not {type(value).__name__}")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode == diskcache.core.MODE_PICKLE:
+            raise _PickledRowError("pickled row refused")
+        return super().fetch(mode, filename, value, read)
+
+
+def to_epoch(bound: TimeBound) -> float | None:
+    """A datetime (naive means local time) or epoch seconds as epoch seconds; None stays None."""
+    if bound is None:
+        return None
+    if isinstance(bound, datetime):
+        return bound.timestamp()
+    if isinstance(bound, int | float) and np.isfinite(bound):
+        return float(bound)
+    raise ValueError(f"A time bound must be a datetime or epoch seconds, got {bound!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnBatch:
+    """New samples of one columnar series; ``columns[0]`` holds the epoch timestamps."""
+
+    kind: str
+    series: str
+    columns: tuple[np.ndarray, ...]
+    unit: str = ""
+    meta: dict[int, dict[str, Any]] | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.columns[0].size)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBatch:
+    """New JSON records of one series; every record carries its epoch time under ``"ts"``."""
+
+    kind: str
+    series: str
+    rows: list[dict[str, Any]]
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(slots=True)
+class SeriesData:
+    """A columnar series read back for a window: parallel arrays plus sparse metadata."""
+
+    unit: str
+    columns: list[np.ndarray]
+    meta: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.columns[0].size) if self.columns else 0
+
+
+def _encode_columns(batch: ColumnBatch) -> bytes:
+    header = {"unit": batch.unit, "n": batch.size, "k": len(batch.columns)}
+    if batch.meta:
+        header["meta"] = {str(i): m for i, m in batch.meta.items()}
+    head = json.dumps(header, separators=(",", ":"), default=str).encode()
+    body = b"".join(np.ascontiguousarray(c, dtype="<f8").tobytes() for c in batch.columns)
+    return _MAGIC + len(head).to_bytes(4, "little") + head + body
+
+
+def _decode_columns(blob: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
+    if not blob.startswith(_MAGIC):
+        raise ValueError("not a ptpd-monitor batch")
+    start = len(_MAGIC) + 4
+    head_len = int.from_bytes(blob[len(_MAGIC) : start], "little")
+    header = json.loads(blob[start : start + head_len])
+    n, k = int(header["n"]), int(header["k"])
+    flat = np.frombuffer(blob, dtype="<f8", offset=start + head_len, count=n * k)
+    return header, [flat[i * n : (i + 1) * n] for i in range(k)]
+
+
+def _split_by_span(ts: np.ndarray) -> list[slice]:
+    """Cut a batch where it would span more than MAX_BATCH_SPAN_S (a rare, long pause)."""
+    if ts.size == 0 or float(ts.max() - ts.min()) <= MAX_BATCH_SPAN_S:
+        return [slice(0, ts.size)]
+    order_ok = bool(np.all(np.diff(ts) >= 0))
+    if not order_ok:  # a concurrent writer interleaved: sort first, cutting needs order
+        return [slice(0, ts.size)]
+    cuts, start = [], 0
+    for i in range(1, ts.size):
+        if ts[i] - ts[start] > MAX_BATCH_SPAN_S:
+            cuts.append(slice(start, i))
+            start = i
+    cuts.append(slice(start, ts.size))
+    return cuts
+
+
+class SampleStore:
+    """Samples of every process on this machine, in one diskcache folder.
+
+    >>> store = SampleStore(tmp_dir)                     # doctest: +SKIP
+    >>> monitor = store.load_monitor(since=time.time() - 3600)  # doctest: +SKIP
+    >>> monitor.get_statistics("pipeline.decode")["p95"]  # doctest: +SKIP
+
+    Args:
+        directory: the folder; created user-only (0700) when missing.
+        size_limit_mb: the oldest batches go first once the folder grows past this.
+        retention_days: batches older than this expire.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        size_limit_mb: float = 1024.0,
+        retention_days: float = 30.0,
+    ) -> None:
+        if size_limit_mb <= 0 or retention_days <= 0:
+            raise ValueError("size_limit_mb and retention_days must be positive")
+        self.directory = Path(directory).expanduser()
+        self.size_limit_bytes = int(size_limit_mb * 1024 * 1024)
+        self.retention_s = float(retention_days) * 86400.0
+        self.error_count = 0
+        self.dropped_samples = 0
+        self.culled_batches = 0
+        self.refused_rows = 0
+        self.last_error: str | None = None
+        self._cache: diskcache.Cache | None = None
+        self._open_lock = threading.Lock()
+        self._seq_lock = threading.Lock()
+        self._seq = 0
+        self._last_cull = 0.0
+        self._warned = False
+
+    def __repr__(self) -> str:
+        return f"SampleStore({str(self.directory)!r})"
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _open(self) -> diskcache.Cache:
+        if self._cache is not None:
+            return self._cache
+        with self._open_lock:
+            if self._cache is None:
+                self._cache = self._create()
+            return self._cache
+
+    def _create(self) -> diskcache.Cache:
+        path = self.directory
+        if path.exists() and not path.is_dir():
+            raise StoreError(path, "it is a file, not a folder; point STORE_DIR at a folder")
+        try:
+            if not path.exists():
+                path.mkdir(mode=0o700, parents=True)
+                path.chmod(0o700)  # mkdir's mode is filtered by the umask
+            return diskcache.Cache(
+                str(path),
+                disk=_NoPickleDisk,
+                timeout=10,
+                size_limit=self.size_limit_bytes,
+                cull_limit=0,
+                eviction_policy="least-recently-stored",
+                statistics=False,
+                tag_index=False,
+            )
+        except StoreError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(path, f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close this process's connections (a later call reopens)."""
+        with self._open_lock:
+            if self._cache is not None:
+                self._cache.close()
+                self._cache = None
+
+    # -- writing (the flusher thread) ---------------------------------------------------------
+
+    def _key(self, kind: str, series: str, first_ts: float) -> str:
+        with self._seq_lock:
+            self._seq += 1
+            seq = self._seq
+        return f"{kind}|{quote(series, safe='')}|{first_ts:017.6f}|{os.getpid()}|{seq}"
+
+    def _encoded(self, item: ColumnBatch | RecordBatch) -> Iterator[tuple[str, bytes | str]]:
+        if isinstance(item, RecordBatch):
+            if item.rows:
+                first = min(float(row["ts"]) for row in item.rows)
+                text = json.dumps(item.rows, separators=(",", ":"), default=str)
+                yield self._key(item.kind, item.series, first), text
+            return
+        ts = item.columns[0]
+        for part in _split_by_span(ts):
+            sub_meta = None
+            if item.meta:
+                sub_meta = {
+                    i - part.start: m
+                    for i, m in item.meta.items()
+                    if part.start <= i < (part.stop or ts.size)
+                }
+            piece = ColumnBatch(
+                item.kind, item.series, tuple(c[part] for c in item.columns), item.unit, sub_meta
+            )
+            if piece.size:
+                yield self._key(item.kind, item.series, float(piece.columns[0].min())), (
+                    _encode_columns(piece)
+                )
+
+    def write(self, items: Sequence[ColumnBatch | RecordBatch]) -> bool:
+        """Persist batches in one transaction; never raises (False and a counted drop on failure)."""
+        items = [item for item in items if item.size]
+        if not items:
+            return True
+        try:
+            cache = self._open()
+            entries = [entry for item in items for entry in self._encoded(item)]
+            with cache.transact(retry=True):
+                for key, value in entries:
+                    cache.set(key, value, expire=self.retention_s)
+            self._maybe_cull(cache)
+        except Exception as exc:  # never harm the host app: count, warn once, carry on
+            self._record_failure(exc, sum(item.size for item in items))
+            return False
+        if self._warned:
+            logger.warning("ptpd-monitor: sample store at %s works again", self.directory)
+            self._warned = False
+        return True
+
+    def _record_failure(self, exc: BaseException, samples: int) -> None:
+        self.error_count += 1
+        self.dropped_samples += samples
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "ptpd-monitor: cannot write the sample store at %s (%s); samples stay in this "
+                "process's memory only, and the error counter rises until it works again",
+                self.directory,
+                self.last_error,
+            )
+
+    def _maybe_cull(self, cache: diskcache.Cache) -> None:
+        now = time.monotonic()
+        if now - self._last_cull >= _CULL_EVERY_S:
+            self._last_cull = now
+            self.culled_batches += int(cache.cull())
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _reading(self) -> diskcache.Cache:
+        if not self.directory.exists():
+            raise StoreError(self.directory, "the folder does not exist (nothing recorded yet?)")
+        return self._open()
+
+    def _rows(self, low: str, high: str) -> Iterator[tuple[str, Any]]:
+        """Keys in [low, high) and their values, in key order.
+
+        diskcache has no range read, so this runs one query on its ``Cache`` table through its
+        connection (``_sql``): the key index makes it a range scan.
+        """
+        cache = self._reading()
+        try:
+            rows = cache._sql(
+                "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
+                "AND raw = 1 AND (expire_time IS NULL OR expire_time > ?) ORDER BY key",
+                (low, high, time.time()),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+        for key, mode, filename, value in rows:
+            try:
+                yield key, cache._disk.fetch(mode, filename, value, False)
+            except _PickledRowError:
+                self._refuse(key, "it holds a pickle")
+            except OSError:
+                continue  # its file was culled between the query and the read
+
+    def _refuse(self, key: str, why: str) -> None:
+        self.refused_rows += 1
+        logger.warning("ptpd-monitor: skipped row %r in %s: %s", key, self.directory, why)
+
+    def _window(
+        self, kind: str, series: str, since: TimeBound, until: TimeBound
+    ) -> tuple[Iterator[tuple[str, Any]], float, float]:
+        lo, hi = to_epoch(since), to_epoch(until)
+        lo = -np.inf if lo is None else lo
+        hi = np.inf if hi is None else hi
+        prefix = f"{kind}|{quote(series, safe='')}|"
+        low_key = prefix if lo == -np.inf else f"{prefix}{max(lo - MAX_BATCH_SPAN_S, 0):017.6f}"
+        high_key = prefix + "~" if hi == np.inf else f"{prefix}{hi:017.6f}~"
+        return self._rows(low_key, high_key), lo, hi
+
+    def series_names(self, kind: str) -> list[str]:
+        """Every series of ``kind`` in the store: one indexed probe per series (a skip scan)."""
+        cache = self._reading()
+        names: list[str] = []
+        low, high = f"{kind}|", f"{kind}}}"
+        try:
+            while True:
+                row = cache._sql(
+                    "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 "
+                    "ORDER BY key LIMIT 1",
+                    (low, high),
+                ).fetchone()
+                if row is None:
+                    return names
+                quoted = row[0][len(kind) + 1 :].split("|", 1)[0]
+                names.append(unquote(quoted))
+                # Every key of this series sorts below "kind|name}" ('}' follows '|').
+                low = f"{kind}|{quoted}}}"
+        except sqlite3.Error as exc:
+            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+
+    def read_columns(
+        self, kind: str, series: str, since: TimeBound = None, until: TimeBound = None
+    ) -> SeriesData:
+        """A columnar series' samples with ``since <= ts <= until``, oldest batch first."""
+        rows, lo, hi = self._window(kind, series, since, until)
+        unit, parts, meta, offset = "", [], {}, 0
+        for key, value in rows:
+            try:
+                header, columns = _decode_columns(value)
+            except (ValueError, KeyError, TypeError):
+                self._refuse(key, "not a ptpd-monitor batch")
+                continue
+            unit = header.get("unit", unit)
+            keep = (columns[0] >= lo) & (columns[0] <= hi)
+            kept_index = np.flatnonzero(keep)
+            if kept_index.size == 0:
+                continue
+            positions = {int(old): new for new, old in enumerate(kept_index)}
+            for index, item in header.get("meta", {}).items():
+                if int(index) in positions:
+                    meta[offset + positions[int(index)]] = item
+            parts.append([c[keep] for c in columns])
+            offset += int(kept_index.size)
+        if not parts:
+            return SeriesData(unit, [], {})
+        width = len(parts[0])
+        merged = [np.concatenate([p[i] for p in parts]) for i in range(width)]
+        return SeriesData(unit, merged, meta)
+
+    def read_records(
+        self, kind: str, series: str | None = None, since: TimeBound = None, until: TimeBound = None
+    ) -> list[dict[str, Any]]:
+        """JSON records of one series (or of every series of ``kind``) in the window."""
+        names = [series] if series is not None else self.series_names(kind)
+        out: list[dict[str, Any]] = []
+        for name in names:
+            rows, lo, hi = self._window(kind, name, since, until)
+            for key, value in rows:
+                try:
+                    records = json.loads(value)
+                except (TypeError, ValueError):
+                    self._refuse(key, "not JSON records")
+                    continue
+                out.extend(r for r in records if lo <= float(r.get("ts", -np.inf)) <= hi)
+        out.sort(key=lambda r: float(r["ts"]))
+        return out
+
+    # -- the QUICKREF objects, rebuilt from every process's samples ------------------------------
+
+    def load_monitor(self, since: TimeBound = None, until: TimeBound = None) -> PerformanceMonitor:
+        """A read-only PerformanceMonitor holding every process's metrics in the window."""
+        from .monitor import PerformanceMonitor
+
+        series = {name: self.read_columns(METRIC, name, since, until) for name in self.series_names(METRIC)}
+        return PerformanceMonitor._from_store(series)
+
+    def load_api_tracker(
+        self, since: TimeBound = None, until: TimeBound = None
+    ) -> APIPerformanceTracker:
+        """A read-only APIPerformanceTracker holding every process's requests in the window."""
+        from .api import APIPerformanceTracker
+
+        series = {name: self.read_columns(API, name, since, until) for name in self.series_names(API)}
+        return APIPerformanceTracker._from_store(series)
+
+    def metrics_frame(
+        self,
+        since: TimeBound = None,
+        until: TimeBound = None,
+        operations: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Raw metric samples: columns timestamp (UTC), operation, value, unit."""
+        import pandas as pd
+
+        names = list(operations) if operations is not None else self.series_names(METRIC)
+        frames = []
+        for name in names:
+            data = self.read_columns(METRIC, name, since, until)
+            if data.size:
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "timestamp": pd.to_datetime(data.columns[0], unit="s", utc=True),
+                            "operation": name,
+                            "value": data.columns[1],
+                            "unit": data.unit,
+                        }
+                    )
+                )
+        if not frames:
+            return pd.DataFrame(
+                {
+                    "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+                    "operation": pd.Series([], dtype=object),
+                    "value": pd.Series([], dtype=float),
+                    "unit": pd.Series([], dtype=object),
+                }
+            )
+        return pd.concat(frames, ignore_index=True).sort_values("timestamp", ignore_index=True)
+
+    def api_frame(self, since: TimeBound = None, until: TimeBound = None) -> pd.DataFrame:
+        """Raw requests: timestamp (UTC), endpoint, method, duration_ms, status_code, error."""
+        import pandas as pd
+
+        frames = []
+        for name in self.series_names(API):
+            data = self.read_columns(API, name, since, until)
+            if not data.size:
+                continue
+            method, _, endpoint = name.partition(" ")
+            errors = [data.meta.get(i, {}).get("error") for i in range(data.size)]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "timestamp": pd.to_datetime(data.columns[0], unit="s", utc=True),
+                        "endpoint": endpoint,
+                        "method": method,
+                        "duration_ms": data.columns[1],
+                        "status_code": data.columns[2].astype(int),
+                        "error": errors,
+                    }
+                )
+            )
+        columns = ["timestamp", "endpoint", "method", "duration_ms", "status_code", "error"]
+        if not frames:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}).astype(
+                {"timestamp": "datetime64[ns, UTC]", "duration_ms": float, "status_code": int}
+            )
+        return pd.concat(frames, ignore_index=True).sort_values("timestamp", ignore_index=True)
+
+    def _records_frame(
+        self, kind: str, series: str | None, since: TimeBound, until: TimeBound
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        frame = pd.DataFrame(self.read_records(kind, series, since, until))
+        if frame.empty:
+            return pd.DataFrame({"timestamp": pd.Series([], dtype="datetime64[ns, UTC]")})
+        frame.insert(0, "timestamp", pd.to_datetime(frame.pop("ts"), unit="s", utc=True))
+        return frame
+
+    def resource_samples(self, since: TimeBound = None, until: TimeBound = None) -> pd.DataFrame:
+        """Resource samples: timestamp plus the ResourceUsage fields (GPU columns per device)."""
+        return self._records_frame(RESOURCE, None, since, until)
+
+    def cache_stats(
+        self, since: TimeBound = None, until: TimeBound = None, name: str | None = None
+    ) -> pd.DataFrame:
+        """Cache-stats snapshots: timestamp, cache, pid, hits, misses, size, max_size, ..."""
+        return self._records_frame(CACHE, name, since, until)
+
+    def profiles(
+        self, since: TimeBound = None, until: TimeBound = None, operation: str | None = None
+    ) -> pd.DataFrame:
+        """Profiled operations: timestamp, operation, wall/cpu time, memory, pixels, success."""
+        return self._records_frame(PROFILE, operation, since, until)
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def enforce_limits(self) -> int:
+        """Drop expired batches and, past the size limit, the oldest ones; returns how many."""
+        try:
+            removed = int(self._open().cull())
+        except Exception as exc:
+            self._record_failure(exc, 0)
+            return 0
+        self.culled_batches += removed
+        return removed
+
+    def clear(self) -> int:
+        """Remove every sample (the demo and tests start clean); returns the entries removed."""
+        try:
+            return int(self._reading().clear())
+        except sqlite3.Error as exc:
+            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+
+    def volume_bytes(self) -> int:
+        """Bytes the store occupies on disk."""
+        try:
+            return int(self._reading().volume())
+        except sqlite3.Error as exc:
+            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+
+    def check(self) -> list[str]:
+        """An integrity check of the folder: a list of problems, empty when healthy."""
+        cache = self._reading()
+        try:
+            rows = cache._sql("PRAGMA integrity_check").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+        problems = [str(r[0]) for r in rows if r[0] != "ok"]
+        pickled = cache._sql("SELECT count(*) FROM Cache WHERE mode = ?", (diskcache.core.MODE_PICKLE,))
+        count = int(pickled.fetchone()[0])
+        if count:
+            problems.append(f"{count} pickled rows (written by something else; refused on read)")
+        return problems
