@@ -82,7 +82,7 @@ _ZONE_NAMES: Final[tuple[str, ...]] = (
     "Zone IX",
     "Zone X",
 )
-# Rec. 709 luma weights, pre-multiplied by 257 so 8-bit channels land on the 16-bit scale.
+# Rec. 709 luma weights (R, G, B).
 _REC709: Final[tuple[float, float, float]] = (0.2126, 0.7152, 0.0722)
 # About a million pixels per chunk keeps per-chunk temporaries to a few MiB.
 _CHUNK_PIXELS: Final = 1 << 20
@@ -195,10 +195,10 @@ def decode_image(data: bytes, *, max_pixels: int | None = None) -> Image.Image:
                 img.seek(0)  # first frame of an animation or multi-page file
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError) as exc:
             img.close()
             raise ImageInputError(
-                f"The image is too large to process safely ({exc}). "
+                f"The image is too large to process safely ({exc or 'out of memory'}). "
                 "Downscale it or export a smaller version, then upload that."
             ) from exc
         except Exception as exc:  # truncated/corrupt data: OSError, SyntaxError, zlib, ...

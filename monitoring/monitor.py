@@ -300,13 +300,40 @@ class PerformanceMonitor:
     def samples_with_metadata(
         self, key: str, value: Any, time_range: TimeRange = None
     ) -> dict[str, list[PerformanceMetric]]:
-        """Per operation, the samples whose metadata has ``key == value`` (session reports)."""
+        """Per operation, the samples whose metadata has ``key == value`` (session reports).
+
+        Only the sparse metadata is scanned; models are built for the matches alone.
+        """
+        lo, hi = window(time_range)
         found: dict[str, list[PerformanceMetric]] = {}
         for name in self.get_operation_names():
-            matches = [m for m in self.get_metrics(name, time_range) if m.metadata.get(key) == value]
+            series = self._series[name]
+            (timestamps, values), meta = series.view()
+            matches = [
+                PerformanceMetric(
+                    metric_name=name,
+                    value=float(values[i]),
+                    unit=series.unit,
+                    timestamp=datetime.fromtimestamp(float(timestamps[i]), UTC),
+                    metadata=item,
+                )
+                for i, item in sorted(meta.items())
+                if item.get(key) == value and lo <= timestamps[i] <= hi
+            ]
             if matches:
                 found[name] = matches
         return found
+
+    def metadata_values(self, key: str) -> dict[Any, float]:
+        """Each value ``key`` takes in the samples' metadata, with its newest epoch timestamp."""
+        newest: dict[Any, float] = {}
+        for name in self.get_operation_names():
+            (timestamps, _), meta = self._series[name].view()
+            for i, item in meta.items():
+                value = item.get(key)
+                if isinstance(value, str | int | float):  # hashable, chart-friendly
+                    newest[value] = max(float(timestamps[i]), newest.get(value, -math.inf))
+        return newest
 
     # -- export, reset, flush -----------------------------------------------------------------
 

@@ -1,0 +1,45 @@
+"""Latency: exact percentiles over time, the distribution and the statistics of each operation."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from ptpd_calibration.dashboard import charts
+from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
+from ptpd_calibration.dashboard.data import (
+    bucket_seconds,
+    cached_metrics_frame,
+    cached_monitor,
+    percentile_buckets,
+)
+
+st.title("Latency")
+store = store_in_use()
+window = current_window()
+with guarded("latency"):
+    if not empty_state(store, "latency"):
+        directory = str(store.directory)
+        monitor = cached_monitor(directory, window.since, window.until)
+        timed = [n for n in monitor.get_operation_names() if monitor.get_unit(n) == "seconds"]
+        if not timed:
+            st.info(f"No timed operations in the last {window.label}; widen the window.")
+        else:
+            default = [n for n in timed if n.startswith("pipeline.")][:3] or timed[:3]
+            chosen = st.multiselect("Operations", timed, default=default, key="latency_ops")
+            if chosen:
+                samples = cached_metrics_frame(directory, window.since, window.until)
+                samples = samples[samples["operation"].isin(chosen)]
+                width = bucket_seconds(window.seconds)
+                st.caption(f"{len(samples):,} samples, {width} s buckets, exact percentiles.")
+                st.plotly_chart(charts.percentile_lines(percentile_buckets(samples, width)),
+                                key="latency_lines")
+                st.plotly_chart(
+                    charts.distribution(samples.assign(ms=samples["value"] * 1000), "ms"),
+                    key="latency_hist",
+                )
+                table = pd.DataFrame(
+                    [{"operation": n, **monitor.get_statistics(n)} for n in chosen]
+                ).set_index("operation")
+                st.subheader("Statistics (seconds)")
+                st.dataframe(table, width="stretch")

@@ -1,0 +1,83 @@
+"""Overview: live gauges, recent sparklines, alerts and the window's headline numbers."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from ptpd_calibration.dashboard import charts
+from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
+from ptpd_calibration.dashboard.data import REFRESH_S, alert_history, cached_resources, headline
+from ptpd_calibration.monitoring import get_resource_monitor
+
+_SPARK_S = 10 * 60
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_panel() -> None:
+    """Gauges and alerts of this machine, rerun every few seconds without reloading the page."""
+    monitor = get_resource_monitor()
+    usage = monitor.check_resources()
+    gauges = [
+        ("CPU", usage.cpu_percent, monitor.cpu_threshold),
+        ("Memory", usage.memory_percent, monitor.memory_threshold),
+        ("Disk", usage.disk_percent, monitor.disk_threshold),
+    ]
+    for gpu in usage.gpus:
+        gauges.append((f"GPU {gpu.index}", gpu.utilization_percent, monitor.cpu_threshold))
+        gauges.append((f"GPU {gpu.index} memory", gpu.memory_percent, monitor.memory_threshold))
+    for column, (title, value, threshold) in zip(st.columns(len(gauges)), gauges, strict=True):
+        column.plotly_chart(charts.gauge(title, value, threshold), key=f"overview_gauge_{title}")
+    if not usage.gpus:
+        st.caption("No NVIDIA GPU detected.")
+    alerts = monitor.get_alerts_for_high_usage(usage)
+    for alert in alerts:
+        show = st.error if alert["severity"] == "critical" else st.warning
+        show(alert["message"])
+    if not alerts:
+        st.caption("No resource above its threshold.")
+    store = store_in_use()
+    now = time.time()
+    recent = cached_resources(str(store.directory), now - _SPARK_S - now % REFRESH_S,
+                              now - now % REFRESH_S + REFRESH_S)
+    if not recent.empty:
+        lines = st.columns(3)
+        for column, (field, title) in zip(
+            lines, [("cpu_percent", "CPU %"), ("memory_percent", "Memory %"),
+                    ("disk_percent", "Disk %")], strict=True
+        ):
+            if field in recent:
+                column.plotly_chart(charts.sparkline(recent, field, f"{title}, last 10 min"),
+                                    key=f"overview_spark_{field}")
+
+
+st.title("Overview")
+live_panel()
+
+store = store_in_use()
+window = current_window()
+with guarded("the overview"):
+    if not empty_state(store, "overview"):
+        numbers = headline(store, window)
+        st.subheader(f"Last {window.label}" if window.label[0].isdigit() else window.label)
+        a, b, c, d, e = st.columns(5)
+        a.metric("Operations timed", f"{numbers['operations_timed']:,}")
+        b.metric("API requests", f"{numbers['requests']:,}")
+        rate = numbers["error_rate"]
+        c.metric("Error rate", "–" if rate is None else f"{rate:.1%}")
+        hit = numbers["cache_hit_rate"]
+        d.metric("Cache hit rate", "–" if hit is None else f"{hit:.1%}")
+        e.metric("Images profiled", f"{numbers['images_profiled']:,}")
+
+    monitor = get_resource_monitor()
+    st.subheader("Alert history")
+    history = alert_history(
+        cached_resources(str(store.directory), window.since, window.until),
+        {"cpu": monitor.cpu_threshold, "memory": monitor.memory_threshold,
+         "disk": monitor.disk_threshold},
+    )
+    if history.empty:
+        st.caption("No threshold crossing of 30 s or more in this window.")
+    else:
+        st.dataframe(history, hide_index=True, width="stretch")

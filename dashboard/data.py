@@ -1,0 +1,276 @@
+"""From the sample store to pandas: time windows, bucketing, alert history, headline numbers.
+
+The functions here are pure (a store and a window in, DataFrames out) so they are tested
+without Streamlit; the pages call the cached wrappers at the bottom, which key on the store
+folder and a window rounded to the refresh period, so reruns within it read nothing again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ptpd_calibration.monitoring import get_store
+from ptpd_calibration.monitoring.api import APIPerformanceTracker
+from ptpd_calibration.monitoring.monitor import PerformanceMonitor
+from ptpd_calibration.monitoring.resources import classify
+from ptpd_calibration.monitoring.stats import percentiles
+from ptpd_calibration.monitoring.store import METRIC, SampleStore
+
+__all__ = [
+    "ALERT_RESOURCES",
+    "PRESET_WINDOWS",
+    "REFRESH_S",
+    "Window",
+    "alert_history",
+    "api_buckets",
+    "bucket_seconds",
+    "cache_buckets",
+    "cache_totals",
+    "cached_api_frame",
+    "cached_api_tracker",
+    "cached_cache_stats",
+    "cached_metrics_frame",
+    "cached_monitor",
+    "cached_profiles",
+    "cached_resources",
+    "has_metrics",
+    "headline",
+    "percentile_buckets",
+    "preset_window",
+    "session_ids",
+]
+
+REFRESH_S = 2.0
+PRESET_WINDOWS: dict[str, timedelta] = {
+    "15 min": timedelta(minutes=15),
+    "1 h": timedelta(hours=1),
+    "24 h": timedelta(hours=24),
+    "7 d": timedelta(days=7),
+}
+# Resource columns watched for alerts, and the threshold setting each is held to.
+ALERT_RESOURCES = {"cpu_percent": "cpu", "memory_percent": "memory", "disk_percent": "disk"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window in epoch seconds, with the label the sidebar shows."""
+
+    label: str
+    since: float
+    until: float
+
+    @property
+    def seconds(self) -> float:
+        return self.until - self.since
+
+
+def preset_window(label: str, now: float | None = None) -> Window:
+    """The preset ending now, its end rounded up to the refresh period (cache-friendly)."""
+    if label not in PRESET_WINDOWS:
+        raise ValueError(f"Unknown window {label!r}; choose one of {', '.join(PRESET_WINDOWS)}")
+    now = time.time() if now is None else now
+    until = float(np.ceil(now / REFRESH_S) * REFRESH_S)
+    return Window(label, until - PRESET_WINDOWS[label].total_seconds(), until)
+
+
+def bucket_seconds(window_s: float, target_buckets: int = 60) -> int:
+    """A round bucket width giving about ``target_buckets`` points over the window."""
+    for width in (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400):
+        if window_s / width <= target_buckets:
+            return width
+    return 86400
+
+
+def _bucketed(frame: pd.DataFrame, width_s: int) -> pd.Series:
+    return frame["timestamp"].dt.floor(f"{width_s}s")
+
+
+def percentile_buckets(samples: pd.DataFrame, width_s: int, scale: float = 1000.0) -> pd.DataFrame:
+    """Exact p50/p90/p95/p99 of each operation per time bucket (values times ``scale``).
+
+    ``samples`` is ``store.metrics_frame()``: timestamp, operation, value.
+    """
+    columns = ["bucket", "operation", "count", "p50", "p90", "p95", "p99"]
+    if samples.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    grouped = samples.assign(bucket=_bucketed(samples, width_s)).groupby(["operation", "bucket"])
+    for (operation, bucket), group in grouped:
+        values = group["value"].to_numpy(dtype=np.float64) * scale
+        rows.append({"bucket": bucket, "operation": operation, "count": len(values),
+                     **percentiles(values)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def api_buckets(requests: pd.DataFrame, width_s: int) -> pd.DataFrame:
+    """Per endpoint and bucket: requests, p95 latency (ms) and error rate (status ≥ 400)."""
+    columns = ["bucket", "endpoint", "requests", "p95_ms", "error_rate"]
+    if requests.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    grouped = requests.assign(bucket=_bucketed(requests, width_s)).groupby(["endpoint", "bucket"])
+    for (endpoint, bucket), group in grouped:
+        durations = group["duration_ms"].to_numpy(dtype=np.float64)
+        rows.append({
+            "bucket": bucket,
+            "endpoint": endpoint,
+            "requests": len(group),
+            "p95_ms": percentiles(durations, [95])["p95"],
+            "error_rate": float((group["status_code"] >= 400).mean()),
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _newest_per_process(snapshots: pd.DataFrame) -> pd.DataFrame:
+    return snapshots.sort_values("timestamp").groupby(["cache", "pid"], as_index=False).last()
+
+
+def cache_totals(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Per cache: the newest counters of each process, summed, and the hit rate they give."""
+    columns = ["cache", "hits", "misses", "evictions", "expirations", "size", "max_size",
+               "hit_rate", "processes"]
+    if snapshots.empty or "cache" not in snapshots:
+        return pd.DataFrame(columns=columns)
+    newest = _newest_per_process(snapshots)
+    totals = newest.groupby("cache", as_index=False).agg(
+        hits=("hits", "sum"), misses=("misses", "sum"), evictions=("evictions", "sum"),
+        expirations=("expirations", "sum"), size=("size", "sum"), max_size=("max_size", "sum"),
+        processes=("pid", "nunique"),
+    )
+    lookups = totals["hits"] + totals["misses"]
+    totals["hit_rate"] = np.where(lookups > 0, totals["hits"] / lookups.where(lookups > 0, 1), 0.0)
+    return totals[columns]
+
+
+def cache_buckets(snapshots: pd.DataFrame, width_s: int) -> pd.DataFrame:
+    """Hit rate per cache and bucket, from each process's newest snapshot in the bucket."""
+    columns = ["bucket", "cache", "hits", "misses", "hit_rate"]
+    if snapshots.empty or "cache" not in snapshots:
+        return pd.DataFrame(columns=columns)
+    frame = snapshots.assign(bucket=_bucketed(snapshots, width_s))
+    newest = frame.sort_values("timestamp").groupby(["cache", "pid", "bucket"], as_index=False).last()
+    summed = newest.groupby(["cache", "bucket"], as_index=False)[["hits", "misses"]].sum()
+    lookups = summed["hits"] + summed["misses"]
+    summed["hit_rate"] = np.where(lookups > 0, summed["hits"] / lookups.where(lookups > 0, 1), 0.0)
+    return summed[columns]
+
+
+def alert_history(
+    samples: pd.DataFrame, thresholds: dict[str, float], min_duration_s: float = 30.0
+) -> pd.DataFrame:
+    """When each resource crossed its threshold and for how long.
+
+    A crossing is a run of consecutive samples at or above the threshold; one shorter than
+    ``min_duration_s`` (a blip) is not an alert. ``thresholds`` maps "cpu"/"memory"/"disk" to
+    the warning level; severity is the worst level the run reached.
+    """
+    columns = ["resource", "start", "end", "duration_s", "peak", "threshold", "severity"]
+    if samples.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = samples.sort_values("timestamp")
+    rows = []
+    for column, resource in ALERT_RESOURCES.items():
+        if column not in ordered or resource not in thresholds:
+            continue
+        threshold = thresholds[resource]
+        above = (ordered[column] >= threshold).to_numpy()
+        run_ids = np.cumsum(np.r_[True, above[1:] != above[:-1]])
+        for run in np.unique(run_ids[above]):
+            run_rows = ordered[(run_ids == run) & above]
+            start, end = run_rows["timestamp"].iloc[0], run_rows["timestamp"].iloc[-1]
+            duration = (end - start).total_seconds()
+            if duration < min_duration_s:
+                continue
+            peak = float(run_rows[column].max())
+            rows.append({"resource": resource, "start": start, "end": end,
+                         "duration_s": duration, "peak": peak, "threshold": threshold,
+                         "severity": classify(peak, threshold)})
+    return pd.DataFrame(rows, columns=columns).sort_values("start", ascending=False,
+                                                           ignore_index=True)
+
+
+def session_ids(monitor: PerformanceMonitor) -> list[str]:
+    """Session ids found in the metadata of the monitor's samples, most recent first."""
+    newest = monitor.metadata_values("session_id")
+    return sorted((s for s in newest if isinstance(s, str)), key=newest.__getitem__, reverse=True)
+
+
+def headline(store: SampleStore, window: Window) -> dict[str, Any]:
+    """The Overview's numbers for the window: operations timed, requests, errors, cache, images."""
+    metrics = cached_metrics_frame(str(store.directory), window.since, window.until)
+    requests = cached_api_frame(str(store.directory), window.since, window.until)
+    snapshots = cached_cache_stats(str(store.directory), window.since, window.until)
+    profiles = cached_profiles(str(store.directory), window.since, window.until)
+    totals = cache_totals(snapshots)
+    lookups = int(totals["hits"].sum() + totals["misses"].sum()) if not totals.empty else 0
+    images = 0
+    if not profiles.empty and "operation" in profiles:
+        images = int((profiles["operation"] == "pipeline.decode").sum())
+    return {
+        "operations_timed": len(metrics),
+        "requests": len(requests),
+        "error_rate": float((requests["status_code"] >= 400).mean()) if len(requests) else None,
+        "cache_hit_rate": float(totals["hits"].sum()) / lookups if lookups else None,
+        "images_profiled": images,
+    }
+
+
+# -- cached readers: keyed by store folder and window, bounded, refreshed every REFRESH_S ------
+
+def _store(directory: str) -> SampleStore:
+    default = get_store()
+    return default if str(default.directory) == directory else SampleStore(directory)
+
+
+@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+def cached_metrics_frame(directory: str, since: float, until: float) -> pd.DataFrame:
+    """Raw metric samples of the window (see SampleStore.metrics_frame)."""
+    return _store(directory).metrics_frame(since, until)
+
+
+@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+def cached_api_frame(directory: str, since: float, until: float) -> pd.DataFrame:
+    """Raw requests of the window (see SampleStore.api_frame)."""
+    return _store(directory).api_frame(since, until)
+
+
+@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+def cached_resources(directory: str, since: float, until: float) -> pd.DataFrame:
+    """Resource samples of the window."""
+    return _store(directory).resource_samples(since, until)
+
+
+@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+def cached_cache_stats(directory: str, since: float, until: float) -> pd.DataFrame:
+    """Cache snapshots of the window."""
+    return _store(directory).cache_stats(since, until)
+
+
+@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+def cached_profiles(directory: str, since: float, until: float) -> pd.DataFrame:
+    """Profiles of the window."""
+    return _store(directory).profiles(since, until)
+
+
+@st.cache_resource(ttl=REFRESH_S, max_entries=8, show_spinner=False)
+def cached_monitor(directory: str, since: float, until: float) -> PerformanceMonitor:
+    """A read-only monitor over the window (shared by sessions; never mutated)."""
+    return _store(directory).load_monitor(since, until)
+
+
+@st.cache_resource(ttl=REFRESH_S, max_entries=8, show_spinner=False)
+def cached_api_tracker(directory: str, since: float, until: float) -> APIPerformanceTracker:
+    """A read-only API tracker over the window (shared by sessions; never mutated)."""
+    return _store(directory).load_api_tracker(since, until)
+
+
+def has_metrics(store: SampleStore) -> bool:
+    """Whether the store holds any metric series (the pages' empty state asks this)."""
+    return bool(store.directory.exists() and store.series_names(METRIC))

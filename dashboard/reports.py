@@ -1,0 +1,61 @@
+"""Report bytes for the Reports page, built once per choice and cached."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import streamlit as st
+
+from ptpd_calibration.monitoring.report import PerformanceReport
+
+from .data import _store
+
+__all__ = ["comparison_report", "daily_report", "raw_metrics", "session_report"]
+
+
+def _reporter(directory: str) -> PerformanceReport:
+    store = _store(directory)
+    return PerformanceReport(store.load_monitor(), store.load_api_tracker())
+
+
+def _both(reporter: PerformanceReport, report: dict[str, object]) -> tuple[dict[str, object], bytes, bytes]:
+    return (
+        report,
+        reporter.export_report(report, "json").encode(),
+        reporter.export_report(report, "csv").encode(),
+    )
+
+
+def _day_bounds(start: date, end: date) -> tuple[float, float]:
+    return (datetime.combine(start, time.min).astimezone().timestamp(),
+            datetime.combine(end, time.max).astimezone().timestamp())
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner="Building the report…")
+def daily_report(directory: str, day: date) -> tuple[dict[str, object], bytes, bytes]:
+    """The daily report and its JSON and CSV bytes."""
+    reporter = _reporter(directory)
+    return _both(reporter, reporter.generate_daily_report(day))
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner="Building the report…")
+def session_report(directory: str, session_id: str) -> tuple[dict[str, object], bytes, bytes]:
+    """The session report and its JSON and CSV bytes."""
+    reporter = _reporter(directory)
+    return _both(reporter, reporter.generate_session_report(session_id))
+
+
+@st.cache_data(ttl=60, max_entries=16, show_spinner="Building the report…")
+def comparison_report(
+    directory: str, first: tuple[date, date], second: tuple[date, date]
+) -> tuple[dict[str, object], bytes, bytes]:
+    """The comparison of two day ranges and its JSON and CSV bytes."""
+    reporter = _reporter(directory)
+    return _both(reporter, reporter.compare_performance(_day_bounds(*first), _day_bounds(*second)))
+
+
+@st.cache_data(ttl=60, max_entries=8, show_spinner="Exporting…")
+def raw_metrics(directory: str, since: float, until: float) -> tuple[bytes, bytes]:
+    """Every raw metric sample of the window as JSON and CSV bytes."""
+    monitor = _store(directory).load_monitor(since, until)
+    return monitor.export_metrics("json").encode(), monitor.export_metrics("csv").encode()
