@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-
 from ptpd_calibration.dashboard.components import sidebar_window, store_in_use
 from ptpd_calibration.monitoring import ResourceMonitor, get_resource_monitor, get_settings
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
-
 from ptpd_calibration.monitoring.resources import classify
 
 __all__ = [

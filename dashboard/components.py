@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from datetime import datetime, time
 
 import streamlit as st
-
 from ptpd_calibration.monitoring import StoreError, get_store
 from ptpd_calibration.monitoring.store import SampleStore
 

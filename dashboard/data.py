@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
-
 from ptpd_calibration.monitoring import get_store
 from ptpd_calibration.monitoring.api import APIPerformanceTracker
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
@@ -144,6 +143,11 @@ def cache_totals(snapshots: pd.DataFrame) -> pd.DataFrame:
         expirations=("expirations", "sum"), size=("size", "sum"), max_size=("max_size", "sum"),
         processes=("pid", "nunique"),
     )
+    if "backend" in newest:
+        # A disk cache is one folder shared by its processes: each reports the same entries.
+        shared = newest[newest["backend"] == "disk"].groupby("cache")[["size", "max_size"]].max()
+        for name, row in shared.iterrows():
+            totals.loc[totals["cache"] == name, ["size", "max_size"]] = [row["size"], row["max_size"]]
     lookups = totals["hits"] + totals["misses"]
     totals["hit_rate"] = np.where(lookups > 0, totals["hits"] / lookups.where(lookups > 0, 1), 0.0)
     return totals[columns]

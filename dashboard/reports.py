@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 import streamlit as st
-
 from ptpd_calibration.monitoring.report import PerformanceReport
 
 from .data import _store

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from ptpd_calibration.monitoring import get_profiler
 from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS, PipelineResult, run_pipeline
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor

@@ -11,16 +11,17 @@ process's samples. Classes built directly keep their data in memory unless given
 
 from __future__ import annotations
 
-
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from ._flusher import FLUSHER
 from .api import APIPerformanceTracker
+from .asgi import MonitoringMiddleware
 from .cache import CacheManager
 from .models import APIMetric, CacheStats, GPUUsage, PerformanceMetric, ResourceUsage
 from .monitor import PerformanceMonitor
+from .decorators import profiled, timed
 from .profiler import ImageProcessingProfiler
 from .report import PerformanceReport
 from .resources import ResourceMonitor
@@ -34,6 +35,7 @@ __all__ = [
     "CacheStats",
     "GPUUsage",
     "ImageProcessingProfiler",
+    "MonitoringMiddleware",
     "MonitoringSettings",
     "PerformanceMetric",
     "PerformanceMonitor",
@@ -51,6 +53,8 @@ __all__ = [
     "get_resource_monitor",
     "get_settings",
     "get_store",
+    "profiled",
+    "timed",
 ]
 
 _T = TypeVar("_T")
@@ -115,6 +119,3 @@ def get_resource_monitor() -> ResourceMonitor:
 def flush() -> None:
     """Push every buffered sample of this process to its store now (also run at exit)."""
     FLUSHER.flush_all()
-
-
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import weakref
@@ -46,6 +47,7 @@ class _Flusher:
             if interval_s is not None:
                 self.interval_s = min(self.interval_s, interval_s) if self._sources else interval_s
             self._sources.add(source)
+            _hook_forks()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="ptpd-monitor-flusher", daemon=True
@@ -64,16 +66,36 @@ class _Flusher:
 
     def _after_fork(self) -> None:
         # The child inherits no thread; it starts its own on the next registration or flush.
+        # The samples waiting at the fork are the parent's to write: the child drops its copies,
+        # which it would otherwise store a second time.
+        global _flush_lock
+        _flush_lock = threading.Lock()  # a parent thread may have held it at the fork
         self._lock = threading.Lock()
         self._thread = None
         sources = list(self._sources)
         self._sources = weakref.WeakSet()
         for source in sources:
+            try:
+                source.pending_batches()
+            except Exception:
+                logger.exception("ptpd-monitor: could not drop the parent's samples in %r", source)
             self.register(source)
 
 
+_flush_lock = threading.Lock()
+
+
 def flush_sources(sources: Sequence[FlushSource]) -> None:
-    """Write the pending batches of ``sources``, grouped into one transaction per store."""
+    """Write the pending batches of ``sources``, grouped into one transaction per store.
+
+    One flush at a time: a ``flush()`` returning while the background thread still holds
+    samples it has taken but not written would leave a reader without them.
+    """
+    with _flush_lock:
+        _flush(sources)
+
+
+def _flush(sources: Sequence[FlushSource]) -> None:
     by_store: dict[SampleStore, list[ColumnBatch | RecordBatch]] = defaultdict(list)
     for source in sources:
         store = source.store
@@ -87,6 +109,28 @@ def flush_sources(sources: Sequence[FlushSource]) -> None:
         store.write(batches)
 
 
+_fork_hooked = False
+
+
+def _hook_forks() -> None:
+    """Install the at-fork hook at the first registration, not at import.
+
+    Child hooks run in the order they were installed, so this one runs after those of the
+    modules imported before any source exists (the cache renews its lock in its own).
+    """
+    global _fork_hooked
+    if not _fork_hooked:
+        _fork_hooked = True
+        os.register_at_fork(after_in_child=FLUSHER._after_fork)
+
+
+def _flush_at_multiprocessing_exit(flusher: _Flusher) -> None:
+    # multiprocessing's children leave through os._exit, past the atexit hooks; they run its
+    # finalisers instead. Forked children start with none, hence the after-fork registration.
+    multiprocessing.util.Finalize(flusher, flusher.flush_all, exitpriority=0)
+
+
 FLUSHER = _Flusher()
 atexit.register(FLUSHER.flush_all)
-os.register_at_fork(after_in_child=FLUSHER._after_fork)
+_flush_at_multiprocessing_exit(FLUSHER)
+multiprocessing.util.register_after_fork(FLUSHER, _flush_at_multiprocessing_exit)

@@ -109,7 +109,9 @@ class SeriesBuffer:
     def _meta_ids(self, start: int, stop: int) -> list[int]:
         if not self.meta:
             return []
-        ids = np.frombuffer(self.data[start * self.stride : stop * self.stride])[self.width :: self.stride]
+        ids = np.frombuffer(self.data[start * self.stride : stop * self.stride])[
+            self.width :: self.stride
+        ]
         return [int(i) for i in ids[~np.isnan(ids)]]
 
     def _rows(self, start: int) -> tuple[list[np.ndarray], dict[int, dict[str, Any]]]:

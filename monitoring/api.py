@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from datetime import UTC, datetime
 from time import perf_counter, time
@@ -139,15 +140,22 @@ class APIPerformanceTracker:
         """
         check_name("Endpoint", endpoint)
         check_name("Method", method)
-        if isinstance(duration_s, bool) or not isinstance(duration_s, int | float):
+        if isinstance(duration_s, bool) or not isinstance(duration_s, numbers.Real):
             raise ValueError(f"Endpoint {endpoint!r}: duration must be a number of seconds")
+        duration_s = float(duration_s)
         if not math.isfinite(duration_s) or duration_s < 0:
             raise ValueError(
                 f"Endpoint {endpoint!r}: duration must be a finite, non-negative number of "
                 f"seconds, got {duration_s!r}"
             )
-        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-            raise ValueError(f"Endpoint {endpoint!r}: status must be an HTTP status 100-599, got {status!r}")
+        if (
+            isinstance(status, bool)
+            or not isinstance(status, numbers.Integral)
+            or not 100 <= status <= 599
+        ):
+            raise ValueError(
+                f"Endpoint {endpoint!r}: status must be an HTTP status 100-599, got {status!r}"
+            )
         if self._read_only:
             raise ValueError("This tracker was loaded from the store and is read-only")
         extra = dict(metadata or {})
@@ -162,7 +170,8 @@ class APIPerformanceTracker:
         if series is None:
             with self._lock:
                 series = self._series.setdefault(
-                    key, SeriesBuffer(3, self.max_history, unit="ms", persist=self._store is not None)
+                    key,
+                    SeriesBuffer(3, self.max_history, unit="ms", persist=self._store is not None),
                 )
         return series
 
@@ -213,7 +222,9 @@ class APIPerformanceTracker:
         """Every recorded duration of ``endpoint`` in milliseconds, oldest first per method."""
         return self._columns(endpoint, time_range)[1].tolist()
 
-    def get_requests(self, endpoint: str | None = None, time_range: TimeRange = None) -> list[APIMetric]:
+    def get_requests(
+        self, endpoint: str | None = None, time_range: TimeRange = None
+    ) -> list[APIMetric]:
         """The requests as models (every endpoint when None), oldest first."""
         lo, hi = window(time_range)
         requests = []
@@ -261,7 +272,11 @@ class APIPerformanceTracker:
             "overall_p95_ms": overall.get("p95_ms"),
             "endpoints": endpoints,
             "slowest_endpoints": [
-                {"endpoint": n, "p95_ms": endpoints[n]["p95_ms"], "mean_ms": endpoints[n]["mean_ms"]}
+                {
+                    "endpoint": n,
+                    "p95_ms": endpoints[n]["p95_ms"],
+                    "mean_ms": endpoints[n]["mean_ms"],
+                }
                 for n in slowest[:top]
             ],
             "highest_error_endpoints": [

@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import get_api_tracker, get_cache, get_monitor, get_profiler, get_resource_monitor
 from . import flush as flush_all
+from . import get_api_tracker, get_cache, get_monitor, get_profiler, get_resource_monitor
 from .imaging import run_pipeline, step_tablet_tiff
 
 __all__ = ["DEMO_ENDPOINTS", "record_demo_session"]

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from . import stats as _stats
 from ._flusher import FLUSHER, flush_sources
 from ._series import NO_META, SeriesBuffer
 from .models import PerformanceMetric
 from .settings import get_settings
-from . import stats as _stats
 from .store import METRIC, ColumnBatch, SampleStore, SeriesData, to_epoch
 
 __all__ = ["PerformanceMonitor", "TimeRange", "Timer", "write_text_atomically"]
@@ -54,7 +54,8 @@ def window(time_range: TimeRange) -> tuple[float, float]:
             f"time_range must be (start, end) or a timedelta, got {time_range!r}"
         ) from None
     lo, hi = to_epoch(start), to_epoch(end)
-    assert lo is not None and hi is not None
+    if lo is None or hi is None:
+        raise ValueError(f"time_range needs both a start and an end, got {time_range!r}")
     if lo > hi:
         raise ValueError(f"time_range starts after it ends: {time_range!r}")
     return lo, hi
@@ -75,6 +76,10 @@ def write_text_atomically(text: str, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _unit_mismatch(name: str, recorded: str, given: str) -> ValueError:
+    return ValueError(f"Metric {name!r} is recorded in {recorded!r}; got a value in {given!r}")
 
 
 def _context_id() -> int:
@@ -181,10 +186,16 @@ class PerformanceMonitor:
             return series
 
     def timer(self, name: str, metadata: dict[str, Any] | None = None) -> Timer:
-        """A context manager timing its block into ``name`` (seconds)."""
+        """A context manager timing its block into ``name`` (seconds).
+
+        Raises:
+            ValueError: the name is empty or not a string, or ``name`` holds another unit.
+        """
         series = self._series.get(name)
         if series is None or self._read_only:
             series = self._buffer(name)
+        if series.unit != "seconds":
+            raise _unit_mismatch(name, series.unit, "seconds")
         return Timer(series, metadata)
 
     def start_timer(self, name: str) -> None:
@@ -198,7 +209,10 @@ class PerformanceMonitor:
         if start is None:
             return None
         elapsed = perf_counter() - start
-        self._buffer(name).add((time(), elapsed), metadata)
+        series = self._buffer(name)
+        if series.unit != "seconds":
+            raise _unit_mismatch(name, series.unit, "seconds")
+        series.add((time(), elapsed), metadata)
         return elapsed
 
     def record_metric(
@@ -216,28 +230,31 @@ class PerformanceMonitor:
         """
         series = self._series.get(name)
         if series is None or self._read_only:
-            series = self._buffer(name, unit)  # validates the name
-        if type(value) is float or type(value) is int:  # the fast path skips the ABC check
-            number = float(value)
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            check_name("Metric", name)
+        # Everything is checked before a new series is made: a refused call leaves no trace.
+        if (
+            type(value) is float
+            or type(value) is int
+            or (isinstance(value, numbers.Real) and not isinstance(value, bool))
+        ):  # the fast path skips the ABC check
             number = float(value)
         else:
             raise ValueError(f"Metric {name!r}: value must be a number, got {value!r}")
         if not math.isfinite(number):
             raise ValueError(f"Metric {name!r}: value must be finite, got {number!r}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
+        if series is None or self._read_only:
+            series = self._buffer(name, unit)
         if series.unit != unit:
-            raise ValueError(
-                f"Metric {name!r} is recorded in {series.unit!r}; got a value in {unit!r}"
-            )
+            raise _unit_mismatch(name, series.unit, unit)
         if metadata is None:
             data = series.data
             data.extend((time(), number, NO_META))
             if len(data) > series.trim_at:
                 series.trim()
-        elif isinstance(metadata, dict):
-            series.add((time(), number), metadata)
         else:
-            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
+            series.add((time(), number), metadata)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -261,7 +278,7 @@ class PerformanceMonitor:
         return values[(timestamps >= lo) & (timestamps <= hi)]
 
     def get_metrics(self, name: str, time_range: TimeRange = None) -> list[PerformanceMetric]:
-        """The samples of ``name`` as models, oldest first (``time_range``: a pair or a timedelta)."""
+        """The samples of ``name`` as models, oldest first (``time_range``: pair or timedelta)."""
         series = self._series.get(name)
         if series is None:
             return []
@@ -289,11 +306,11 @@ class PerformanceMonitor:
         percentiles: Sequence[float] = _stats.DEFAULT_PERCENTILES,
         time_range: TimeRange = None,
     ) -> dict[str, float]:
-        """Exact percentiles, e.g. ``{"p50": ..., "p99": ...}``; ``{}`` when there are no samples."""
+        """Exact percentiles, e.g. ``{"p50": ..., "p99": ...}``; ``{}`` without samples."""
         return _stats.percentiles(self._values(name, time_range), percentiles)
 
     def get_statistics(self, name: str, time_range: TimeRange = None) -> dict[str, Any]:
-        """count, min, max, mean, median, std, p50, p90, p95, p99 and unit; ``{"count": 0}`` if empty."""
+        """count, min, max, mean, median, std, p50-p99 and unit; ``{"count": 0}`` if empty."""
         values = self._values(name, time_range)
         return _stats.summarize(values, self.get_unit(name)) if values.size else {"count": 0}
 
@@ -339,7 +356,7 @@ class PerformanceMonitor:
 
     def export_metrics(
         self,
-        format: str = "json",  # noqa: A002 - QUICKREF's name
+        format: str = "json",
         output_path: Path | str | None = None,
         operation_name: str | None = None,
     ) -> str:
@@ -350,7 +367,9 @@ class PerformanceMonitor:
             FileNotFoundError: the folder of ``output_path`` does not exist.
         """
         if format not in _EXPORT_FORMATS:
-            raise ValueError(f"Unsupported format {format!r}; use one of {', '.join(_EXPORT_FORMATS)}")
+            raise ValueError(
+                f"Unsupported format {format!r}; use one of {', '.join(_EXPORT_FORMATS)}"
+            )
         names = [operation_name] if operation_name is not None else self.get_operation_names()
         text = self._to_json(names) if format == "json" else self._to_csv(names)
         if output_path is not None:

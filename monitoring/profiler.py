@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import re
 import resource
@@ -41,6 +42,9 @@ class PeakMemory:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._active = 0
+        self._lifetime = 0.0  # the highest mark seen before a reset wiped it
+        with contextlib.suppress(OSError):
+            self._lifetime = self._mark() or 0.0
         self.supported = self._probe()
 
     @staticmethod
@@ -55,6 +59,7 @@ class PeakMemory:
         with self._lock:
             if self._active == 0 and self.supported:
                 try:
+                    self._lifetime = max(self._lifetime, self._mark() or 0.0)
                     _CLEAR_REFS.write_text("5")
                 except OSError:
                     self.supported = False
@@ -64,10 +69,20 @@ class PeakMemory:
         """Peak RSS in bytes since ``begin`` (None where the kernel does not keep the mark)."""
         with self._lock:
             self._active -= 1
-        if not self.supported:
-            return None
+        return self._mark() if self.supported else None
+
+    @staticmethod
+    def _mark() -> float | None:
         match = _HWM.search(_STATUS.read_bytes())
         return float(match.group(1)) * 1024.0 if match else None
+
+    def lifetime_peak(self) -> float:
+        """The process's peak resident bytes so far, despite the resets (0.0 where unknown).
+
+        Resetting the mark also resets what ``getrusage`` reports as ``ru_maxrss``.
+        """
+        with self._lock:
+            return max(self._lifetime, (self._mark() or 0.0) if self.supported else 0.0)
 
 
 _PEAK = PeakMemory()
@@ -85,7 +100,9 @@ class ImageProcessingProfiler:
     statistics and the bottleneck ranking see them; full profiles go to the store.
     """
 
-    def __init__(self, monitor: PerformanceMonitor | None = None, max_profiles: int = 10_000) -> None:
+    def __init__(
+        self, monitor: PerformanceMonitor | None = None, max_profiles: int = 10_000
+    ) -> None:
         self.monitor = monitor if monitor is not None else PerformanceMonitor()
         self._process = psutil.Process()
         self._profiles: deque[dict[str, Any]] = deque(maxlen=max_profiles)
@@ -154,7 +171,7 @@ class ImageProcessingProfiler:
             }
             if error is not None:
                 profile["error"] = f"{type(error).__name__}: {error}"
-            self._keep(profile)
+            self._keep(dict(profile))  # the caller's copy is theirs to change
         return result, profile
 
     def record_profile(self, profile: dict[str, Any]) -> None:
@@ -179,7 +196,9 @@ class ImageProcessingProfiler:
     def get_profiles(self, operation: str | None = None) -> list[dict[str, Any]]:
         """Profiles kept in memory (every operation when None), oldest first."""
         with self._lock:
-            return [dict(p) for p in self._profiles if operation is None or p["operation"] == operation]
+            return [
+                dict(p) for p in self._profiles if operation is None or p["operation"] == operation
+            ]
 
     def get_processing_speed(
         self, image_size: tuple[int, int], operation: str, time_range: TimeRange = None
@@ -203,8 +222,11 @@ class ImageProcessingProfiler:
         from its median time as if each image were the size the timings were taken at.
         """
         total_pixels = sum(_pixels(size) or 0 for size in image_sizes)
-        rates = [p["pixels"] / p["wall_time_s"] for p in self.get_profiles(operation)
-                 if p["success"] and p["pixels"] and p["wall_time_s"] > 0]
+        rates = [
+            p["pixels"] / p["wall_time_s"]
+            for p in self.get_profiles(operation)
+            if p["success"] and p["pixels"] and p["wall_time_s"] > 0
+        ]
         if rates:
             rates.sort()
             return total_pixels / rates[len(rates) // 2]
@@ -224,7 +246,12 @@ class ImageProcessingProfiler:
         return {
             "rss_mb": info.rss / _MB,
             "vms_mb": info.vms / _MB,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "peak_rss_mb": max(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0,
+                _PEAK.lifetime_peak(),
+                float(info.rss),
+            )
+            / _MB,
             "percent": float(self._process.memory_percent()),
             "system_available_mb": system.available / _MB,
             "system_percent": float(system.percent),
@@ -291,7 +318,8 @@ def _pixels(image_size: tuple[int, int] | None) -> int | None:
     except (TypeError, ValueError):
         raise ValueError(f"image_size must be (width, height), got {image_size!r}") from None
     if not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in (width, height)
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+        for v in (width, height)
     ):
         raise ValueError(f"image_size must be two positive integers, got {image_size!r}")
     return int(width) * int(height)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .api import APIPerformanceTracker
     from .resources import ResourceMonitor
 
-__all__ = ["Period", "PerformanceReport"]
+__all__ = ["PerformanceReport", "Period"]
 
 Period = tuple[datetime | float, datetime | float]
 _FORMATS = ("json", "csv")
@@ -45,7 +45,8 @@ def _day_window(day: date | str | None) -> tuple[date, float, float]:
     elif not isinstance(day, date):
         raise ValueError(f"date must be a date or YYYY-MM-DD, got {day!r}")
     start = datetime.combine(day, time.min).astimezone()
-    end = start + timedelta(days=1)
+    # The next local midnight, not start + 24 h: a day with a DST change has 23 or 25 hours.
+    end = datetime.combine(day + timedelta(days=1), time.min).astimezone()
     return day, start.timestamp(), end.timestamp() - 1e-6
 
 
@@ -100,7 +101,7 @@ class PerformanceReport:
             }
         return report
 
-    def generate_daily_report(self, date: date | str | None = None) -> dict[str, Any]:  # noqa: A002
+    def generate_daily_report(self, date: date | str | None = None) -> dict[str, Any]:
         """Statistics of every operation (and API endpoint) on one local day; today by default."""
         day, lo, hi = _day_window(date)
         report = self._window_report("daily", lo, hi)
@@ -140,7 +141,9 @@ class PerformanceReport:
         }
         if self.api_tracker is not None:
             requests = [
-                r for r in self.api_tracker.get_requests() if r.metadata.get("session_id") == session_id
+                r
+                for r in self.api_tracker.get_requests()
+                if r.metadata.get("session_id") == session_id
             ]
             errors = sum(1 for r in requests if r.is_error)
             report["api"] = {
@@ -186,7 +189,7 @@ class PerformanceReport:
     def export_report(
         self,
         report: Mapping[str, Any],
-        format: str = "json",  # noqa: A002 - QUICKREF's name
+        format: str = "json",
         path: Path | str | None = None,
     ) -> str:
         """The report as JSON or CSV text (section, item, field, value); written to ``path``.
@@ -203,12 +206,16 @@ class PerformanceReport:
         return text
 
 
-def _change(before: float | None, after: float | None, tolerance_pct: float) -> dict[str, Any] | None:
+def _change(
+    before: float | None, after: float | None, tolerance_pct: float
+) -> dict[str, Any] | None:
     if before is None or after is None:
         return None
     absolute = after - before
-    percentage = absolute / before * 100.0 if before else (0.0 if absolute == 0 else math.inf)
-    if abs(percentage) <= tolerance_pct:
+    # From a zero mean any change is infinitely many percent: say None (JSON has no infinity)
+    # and let the direction carry the sign.
+    percentage = absolute / before * 100.0 if before else (0.0 if absolute == 0 else None)
+    if percentage is not None and abs(percentage) <= tolerance_pct:
         direction = "unchanged"
     else:
         direction = "improved" if absolute < 0 else "degraded"

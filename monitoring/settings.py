@@ -10,7 +10,13 @@ from typing import Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["MonitoringSettings", "SettingsError", "default_store_dir", "get_settings", "load_settings"]
+__all__ = [
+    "MonitoringSettings",
+    "SettingsError",
+    "default_store_dir",
+    "get_settings",
+    "load_settings",
+]
 
 
 def default_store_dir() -> Path:
@@ -41,7 +47,9 @@ class MonitoringSettings(BaseSettings):
     DISK_THRESHOLD: float = Field(90.0, gt=0, le=100, description="Disk % that raises an alert")
     CACHE_SIZE: int = Field(1000, ge=1, description="Entries the default cache holds")
     CACHE_TTL: float = Field(3600.0, gt=0, description="Default cache entry lifetime, seconds")
-    CACHE_BACKEND: Literal["memory", "disk"] = Field("memory", description="Where cache entries live")
+    CACHE_BACKEND: Literal["memory", "disk"] = Field(
+        "memory", description="Where cache entries live"
+    )
     STORE_DIR: Path = Field(default_factory=default_store_dir, description="Sample store folder")
     STORE_ENABLED: bool = Field(True, description="Persist samples to the store")
     STORE_SIZE_LIMIT_MB: float = Field(1024.0, gt=0, description="Store size cap; oldest go first")

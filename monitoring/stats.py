@@ -47,7 +47,9 @@ def _checked(points: Sequence[float]) -> np.ndarray:
     return wanted
 
 
-def percentiles(values: np.ndarray, points: Sequence[float] = DEFAULT_PERCENTILES) -> dict[str, float]:
+def percentiles(
+    values: np.ndarray, points: Sequence[float] = DEFAULT_PERCENTILES
+) -> dict[str, float]:
     """Exact percentiles of ``values`` as ``{"p50": ..., ...}``; ``{}`` when there are none.
 
     >>> percentiles(np.array([1.0, 2.0, 3.0, 4.0]), [50])
@@ -61,7 +63,7 @@ def percentiles(values: np.ndarray, points: Sequence[float] = DEFAULT_PERCENTILE
 
 
 def summarize(values: np.ndarray, unit: str | None = None) -> dict[str, float | int | str]:
-    """count, min, max, mean, median, std and p50/p90/p95/p99 of ``values``; ``{"count": 0}`` if empty.
+    """count, min, max, mean, median, std, p50/p90/p95/p99 of ``values``; ``{"count": 0}`` if empty.
 
     One partition pass serves the median and every percentile.
     """

@@ -80,7 +80,9 @@ class _NoPickleDisk(diskcache.Disk):  # type: ignore[misc]
 
     def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
         if not isinstance(value, bytes | str):
-            raise TypeError(f"the sample store keeps bytes or JSON text, not {type(value).__name__}")
+            raise TypeError(
+                f"the sample store keeps bytes or JSON text, not {type(value).__name__}"
+            )
         return super().store(value, read, key=key)
 
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
@@ -161,14 +163,24 @@ def _decode_columns(blob: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
     return header, [flat[i * n : (i + 1) * n] for i in range(k)]
 
 
+def _in_time_order(batch: ColumnBatch) -> ColumnBatch:
+    """The batch sorted by time where it needs cutting (threads may interleave their appends)."""
+    ts = batch.columns[0]
+    if ts.size < 2 or float(ts.max() - ts.min()) <= MAX_BATCH_SPAN_S or np.all(np.diff(ts) >= 0):
+        return batch
+    order = np.argsort(ts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    meta = {int(rank[i]): m for i, m in batch.meta.items()} if batch.meta else None
+    columns = tuple(np.asarray(c)[order] for c in batch.columns)
+    return ColumnBatch(batch.kind, batch.series, columns, batch.unit, meta)
+
+
 def _split_by_span(ts: np.ndarray) -> list[slice]:
     """Cut a batch where it would span more than MAX_BATCH_SPAN_S (a rare, long pause)."""
     if ts.size == 0 or float(ts.max() - ts.min()) <= MAX_BATCH_SPAN_S:
         return [slice(0, ts.size)]
-    order_ok = bool(np.all(np.diff(ts) >= 0))
-    if not order_ok:  # a concurrent writer interleaved: sort first, cutting needs order
-        return [slice(0, ts.size)]
-    cuts, start = [], 0
+    cuts, start = [], 0  # ts is in order here: _in_time_order sorted it
     for i in range(1, ts.size):
         if ts[i] - ts[start] > MAX_BATCH_SPAN_S:
             cuts.append(slice(start, i))
@@ -267,11 +279,16 @@ class SampleStore:
 
     def _encoded(self, item: ColumnBatch | RecordBatch) -> Iterator[tuple[str, bytes | str]]:
         if isinstance(item, RecordBatch):
-            if item.rows:
-                first = min(float(row["ts"]) for row in item.rows)
-                text = json.dumps(item.rows, separators=(",", ":"), default=str)
-                yield self._key(item.kind, item.series, first), text
+            # Sorted and cut by span like columns, so a window read finds every record.
+            rows = sorted(item.rows, key=lambda row: float(row["ts"]))
+            stamps = np.array([float(row["ts"]) for row in rows])
+            for part in _split_by_span(stamps):
+                piece = rows[part]
+                if piece:
+                    text = json.dumps(piece, separators=(",", ":"), default=str)
+                    yield self._key(item.kind, item.series, float(stamps[part.start])), text
             return
+        item = _in_time_order(item)
         ts = item.columns[0]
         for part in _split_by_span(ts):
             sub_meta = None
@@ -285,12 +302,13 @@ class SampleStore:
                 item.kind, item.series, tuple(c[part] for c in item.columns), item.unit, sub_meta
             )
             if piece.size:
-                yield self._key(item.kind, item.series, float(piece.columns[0].min())), (
-                    _encode_columns(piece)
+                yield (
+                    self._key(item.kind, item.series, float(piece.columns[0].min())),
+                    (_encode_columns(piece)),
                 )
 
     def write(self, items: Sequence[ColumnBatch | RecordBatch]) -> bool:
-        """Persist batches in one transaction; never raises (False and a counted drop on failure)."""
+        """Persist batches in one transaction; never raises (False, counted drops on failure)."""
         items = [item for item in items if item.size]
         if not items:
             return True
@@ -331,8 +349,7 @@ class SampleStore:
     # -- reading ------------------------------------------------------------------------------
 
     def _reading(self) -> diskcache.Cache:
-        if not self.directory.exists():
-            raise StoreError(self.directory, "the folder does not exist (nothing recorded yet?)")
+        # A missing folder is an empty store (nothing recorded yet): opening creates it.
         return self._open()
 
     def _rows(self, low: str, high: str) -> Iterator[tuple[str, Any]]:
@@ -447,7 +464,10 @@ class SampleStore:
         """A read-only PerformanceMonitor holding every process's metrics in the window."""
         from .monitor import PerformanceMonitor
 
-        series = {name: self.read_columns(METRIC, name, since, until) for name in self.series_names(METRIC)}
+        series = {
+            name: self.read_columns(METRIC, name, since, until)
+            for name in self.series_names(METRIC)
+        }
         return PerformanceMonitor._from_store(series)
 
     def load_api_tracker(
@@ -456,7 +476,9 @@ class SampleStore:
         """A read-only APIPerformanceTracker holding every process's requests in the window."""
         from .api import APIPerformanceTracker
 
-        series = {name: self.read_columns(API, name, since, until) for name in self.series_names(API)}
+        series = {
+            name: self.read_columns(API, name, since, until) for name in self.series_names(API)
+        }
         return APIPerformanceTracker._from_store(series)
 
     def metrics_frame(
@@ -585,7 +607,9 @@ class SampleStore:
         except sqlite3.Error as exc:
             raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
         problems = [str(r[0]) for r in rows if r[0] != "ok"]
-        pickled = cache._sql("SELECT count(*) FROM Cache WHERE mode = ?", (diskcache.core.MODE_PICKLE,))
+        pickled = cache._sql(
+            "SELECT count(*) FROM Cache WHERE mode = ?", (diskcache.core.MODE_PICKLE,)
+        )
         count = int(pickled.fetchone()[0])
         if count:
             problems.append(f"{count} pickled rows (written by something else; refused on read)")

@@ -2,7 +2,8 @@
 
 Every test runs with ``PTPD_MONITORING_STORE_DIR`` and ``XDG_DATA_HOME`` pointing into a fresh
 temporary folder, without any ``PTPD_MONITORING_*`` variable inherited from the shell, and with
-the process-wide settings cache cleared before and after, so each test reads its own settings.
+the process-wide settings cache and the ``get_*()`` singletons dropped before and after, so each
+test reads its own settings and builds its own instances.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import ptpd_calibration.monitoring as monitoring
 from ptpd_calibration.monitoring.settings import get_settings
 
 ENV_PREFIX = "PTPD_MONITORING_"
@@ -34,7 +37,16 @@ def isolated_monitoring_env(
     monkeypatch.setenv(f"{ENV_PREFIX}STORE_DIR", str(store_dir))
     monkeypatch.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
     get_settings.cache_clear()
+    _forget_singletons()
     try:
         yield store_dir
     finally:
+        _forget_singletons()
         get_settings.cache_clear()
+
+
+def _forget_singletons() -> None:
+    """Drop the ``get_*()`` instances, so each test builds its own from its own settings."""
+    instances = getattr(monitoring, "_instances", None)
+    if isinstance(instances, dict):
+        instances.clear()

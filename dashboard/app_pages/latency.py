@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
 from ptpd_calibration.dashboard.data import (

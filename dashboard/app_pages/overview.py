@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import streamlit as st
-
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
 from ptpd_calibration.dashboard.data import REFRESH_S, alert_history, cached_resources, headline
-from ptpd_calibration.monitoring import get_resource_monitor
+from ptpd_calibration.monitoring import StoreError, get_resource_monitor
 
 _SPARK_S = 10 * 60
 
@@ -39,17 +38,21 @@ def live_panel() -> None:
         st.caption("No resource above its threshold.")
     store = store_in_use()
     now = time.time()
-    recent = cached_resources(str(store.directory), now - _SPARK_S - now % REFRESH_S,
-                              now - now % REFRESH_S + REFRESH_S)
-    if not recent.empty:
-        lines = st.columns(3)
-        for column, (field, title) in zip(
-            lines, [("cpu_percent", "CPU %"), ("memory_percent", "Memory %"),
-                    ("disk_percent", "Disk %")], strict=True
-        ):
-            if field in recent:
-                column.plotly_chart(charts.sparkline(recent, field, f"{title}, last 10 min"),
-                                    key=f"overview_spark_{field}")
+    with guarded("the recent resource lines"):
+        try:
+            recent = cached_resources(str(store.directory), now - _SPARK_S - now % REFRESH_S,
+                                      now - now % REFRESH_S + REFRESH_S)
+        except StoreError:
+            return  # the page's own section below shows the store banner, once
+        if not recent.empty:
+            lines = st.columns(3)
+            for column, (field, title) in zip(
+                lines, [("cpu_percent", "CPU %"), ("memory_percent", "Memory %"),
+                        ("disk_percent", "Disk %")], strict=True
+            ):
+                if field in recent:
+                    column.plotly_chart(charts.sparkline(recent, field, f"{title}, last 10 min"),
+                                        key=f"overview_spark_{field}")
 
 
 st.title("Overview")

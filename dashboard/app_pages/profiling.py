@@ -5,11 +5,16 @@ from __future__ import annotations
 import hashlib
 
 import streamlit as st
-
 from ptpd_calibration.dashboard import charts
-from ptpd_calibration.dashboard.components import current_window, guarded, store_in_use
+from ptpd_calibration.dashboard.components import (
+    current_window,
+    empty_state,
+    guarded,
+    store_in_use,
+)
 from ptpd_calibration.dashboard.data import cached_monitor
 from ptpd_calibration.dashboard.upload import UploadProfile, profile_upload, step_operations
+from ptpd_calibration.monitoring import flush
 from ptpd_calibration.monitoring.imaging import PRINT_SIZES, ImageInputError, preview_png
 from ptpd_calibration.monitoring.profiler import ImageProcessingProfiler
 
@@ -46,6 +51,7 @@ if upload is not None and st.button("Profile", type="primary", key="profiling_ru
     else:
         digest = hashlib.sha256(data).hexdigest()[:12]
         st.session_state["profiling_outcome"] = (upload.name, digest, outcome)
+        flush()  # so the ranking across uploads below already includes this one
         st.cache_data.clear()
         cached_monitor.clear()
 
@@ -79,9 +85,10 @@ st.subheader("Ranking across uploads")
 store = store_in_use()
 window = current_window()
 with guarded("the ranking history"):
-    monitor = cached_monitor(str(store.directory), window.since, window.until)
-    history = ImageProcessingProfiler(monitor).identify_bottlenecks(step_operations())
-    if history:
-        st.plotly_chart(charts.bottleneck_bar(history), key="profiling_history")
-    else:
-        st.caption(f"No pipeline runs in the last {window.label} yet.")
+    if not empty_state(store, "profiling"):
+        monitor = cached_monitor(str(store.directory), window.since, window.until)
+        history = ImageProcessingProfiler(monitor).identify_bottlenecks(step_operations())
+        if history:
+            st.plotly_chart(charts.bottleneck_bar(history), key="profiling_history")
+        else:
+            st.caption(f"No pipeline runs in the last {window.label} yet.")

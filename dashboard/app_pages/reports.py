@@ -6,7 +6,6 @@ from datetime import date, timedelta
 
 import pandas as pd
 import streamlit as st
-
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
 from ptpd_calibration.dashboard.data import cached_monitor, session_ids
 from ptpd_calibration.dashboard.reports import (

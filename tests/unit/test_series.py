@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+
 from ptpd_calibration.monitoring._series import NO_META, SeriesBuffer
 
 
@@ -82,7 +83,7 @@ def test_view_and_values_return_copies() -> None:
     buffer = SeriesBuffer(2, 10)
     _fill(buffer, 0, 3)
 
-    (ts, values), _ = buffer.view()
+    (_, values), _ = buffer.view()
     values[:] = -1.0
     column = buffer.values()
     column[:] = -2.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ptpd_calibration.monitoring.stats import DEFAULT_PERCENTILES, percentiles, summarize
 
 SIZES = [1, 2, 3, 4, 5, 7, 10, 11, 64, 99, 100, 101, 1000, 1001, 10_000]
@@ -115,7 +116,11 @@ def test_default_points_are_p50_p90_p95_p99() -> None:
     assert DEFAULT_PERCENTILES == (50, 90, 95, 99)
     assert list(result) == ["p50", "p90", "p95", "p99"]
     assert result == dict(
-        zip(result, np.percentile(values, DEFAULT_PERCENTILES, method="linear").tolist(), strict=True)
+        zip(
+            result,
+            np.percentile(values, DEFAULT_PERCENTILES, method="linear").tolist(),
+            strict=True,
+        )
     )
 
 
@@ -157,7 +162,16 @@ def test_unit_is_only_added_when_given() -> None:
 
 @pytest.mark.parametrize(
     "points",
-    [[-1], [100.0001], [50, 101], [float("nan")], [float("inf")], [-float("inf")], [["50"]], ["abc"]],
+    [
+        [-1],
+        [100.0001],
+        [50, 101],
+        [float("nan")],
+        [float("inf")],
+        [-float("inf")],
+        [["50"]],
+        ["abc"],
+    ],
     ids=repr,
 )
 def test_bad_percentile_points_raise_value_error(points: list[object]) -> None:

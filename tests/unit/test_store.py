@@ -20,6 +20,7 @@ import diskcache
 import numpy as np
 import pandas as pd
 import pytest
+
 from ptpd_calibration.monitoring import _flusher
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.store import (
@@ -91,12 +92,16 @@ def test_unknown_series_reads_empty(store: SampleStore) -> None:
     assert store.read_records(PROFILE, "b") == []
 
 
-def test_missing_folder_is_a_store_error_naming_it(tmp_path: Path) -> None:
+def test_missing_folder_reads_as_an_empty_store(tmp_path: Path) -> None:
     missing = tmp_path / "never-written"
-    with pytest.raises(StoreError) as info:
-        SampleStore(missing).series_names(METRIC)
-    assert str(missing) in str(info.value)
-    assert info.value.path == missing
+    s = SampleStore(missing)
+    assert s.series_names(METRIC) == []
+    assert s.read_columns(METRIC, "op").size == 0
+    assert s.load_monitor().get_operation_names() == []
+    assert s.metrics_frame().empty
+    if missing.exists():  # reading may create it: then user-only, like a write would
+        assert stat.S_IMODE(missing.stat().st_mode) == 0o700
+    s.close()
 
 
 def test_empty_write_is_a_success_and_creates_nothing(tmp_path: Path) -> None:
@@ -321,7 +326,9 @@ def test_window_reads_exactly_the_samples_inside(
     got = store.read_columns(METRIC, "op", since=since, until=until).columns
     got_ts = got[0] if got else np.empty(0)
 
-    expected = ts[(ts >= (lo if lo is not None else -np.inf)) & (ts <= (hi if hi is not None else np.inf))]
+    low = -np.inf if lo is None else lo
+    high = np.inf if hi is None else hi
+    expected = ts[(ts >= low) & (ts <= high)]
     np.testing.assert_array_equal(got_ts, expected)
     if got:
         np.testing.assert_array_equal(got[1], expected - T0)
@@ -450,12 +457,26 @@ def test_unordered_batch_spanning_more_than_max_span_is_found_by_window(
     middle = store.read_columns(METRIC, "op", since=T0 + 95, until=T0 + 150)
     assert sorted(middle.columns[0].tolist()) == [T0 + 99, T0 + 100]
     assert list(middle.meta.values()) == [{"tag": "at100"}]
-    assert middle.columns[1][list(middle.meta)[0]] == 100.0
+    assert middle.columns[1][next(iter(middle.meta))] == 100.0
     everything = store.read_columns(METRIC, "op")
     assert sorted(everything.columns[0].tolist()) == sorted(ts.tolist())
     assert dict(zip(everything.columns[0] - T0, everything.columns[1], strict=True)) == {
         float(t - T0): float(t - T0) for t in ts
     }
+
+
+def test_record_batch_spanning_more_than_max_span_is_found_by_window(store: SampleStore) -> None:
+    # A long flush interval (FLUSH_INTERVAL_S may be up to an hour) gives long record batches.
+    rows = [{"ts": T0 + t, "operation": "op", "n": t} for t in (200, 0, 30, 90, 150, 61)]
+    assert store.write([RecordBatch(PROFILE, "op", rows)])
+
+    assert [r["n"] for r in store.read_records(PROFILE, "op", since=T0 + 140)] == [150, 200]
+    assert [r["n"] for r in store.read_records(PROFILE, "op", since=T0 + 61, until=T0 + 90)] == [
+        61,
+        90,
+    ]
+    assert [r["n"] for r in store.read_records(PROFILE, "op")] == [0, 30, 61, 90, 150, 200]
+    assert store.profiles(since=T0 + 199)["n"].tolist() == [200]
 
 
 def test_metadata_survives_sparse_and_reindexed_by_window(store: SampleStore) -> None:
@@ -600,7 +621,9 @@ def test_tiny_retention_expires_for_real(tmp_path: Path) -> None:
 def test_size_limit_culls_the_oldest_batches(tmp_path: Path) -> None:
     limit_mb = 0.5
     s = SampleStore(tmp_path / "store", size_limit_mb=limit_mb)
-    n, per_batch = 30, 4000  # 64 KB of values a batch: 1.9 MB in all
+    # 16 KB of values a batch, 1.6 MB in all. (diskcache culls ten entries at a time, so the
+    # batches must be many and small for "the oldest go first" to show.)
+    n, per_batch = 100, 1000
     for i in range(n):
         ts = T0 + 10 * i + np.arange(per_batch) * 1e-3
         assert s.write([metric("big", ts, np.full(per_batch, float(i)))])
@@ -662,9 +685,7 @@ def test_store_under_a_regular_file_fails_writes_quietly(
     assert s.enforce_limits() == 0  # housekeeping does not raise either
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid"), reason="POSIX permissions"
-)
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
 def test_unwritable_parent_folder_fails_writes_quietly(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,0 +1,28 @@
+"""``python -m bench``: run every benchmark and print one Markdown table for BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import date
+
+import psutil
+
+from bench import core, dashboard
+from bench._harness import table
+
+
+def main() -> None:
+    cpu = platform.processor() or platform.machine()
+    print(
+        f"# ptpd-monitor benchmarks, {date.today()}: Python {platform.python_version()}, "
+        f"{psutil.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB\n"
+    )
+    print("## Core\n")
+    print(table(core.run()), flush=True)
+    if "--core" not in sys.argv:
+        print("\n## Dashboard and pipeline\n")
+        print(table(dashboard.run()))
+
+
+main()

@@ -1,0 +1,628 @@
+"""``ptpd-monitor``: the dashboard, demo data, reports, exports, the exporter and a doctor.
+
+>>> main(["report", "daily", "--format", "csv"])  # doctest: +SKIP
+0
+
+Exit codes: 0 success, 2 a usage error (argparse's message on stderr), 1 a runtime failure
+reported as one line, ``ptpd-monitor: error: <reason>``, never a traceback.
+
+``--store-dir`` goes into ``PTPD_MONITORING_STORE_DIR`` before anything reads the settings, so
+the process-wide instances, the demo and any child process (the dashboard) all use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import APIPerformanceTracker
+    from .monitor import PerformanceMonitor
+    from .store import SampleStore
+
+__all__ = ["PROG", "build_parser", "main"]
+
+PROG = "ptpd-monitor"
+_FORMATS = ("json", "csv")
+_DEMO_SECONDS = 10.0
+_ISO_HELP = "an ISO date or datetime (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM]; naive is local)"
+
+
+class _Failure(Exception):
+    """A runtime failure: ``main`` prints its message as one line and exits 1."""
+
+
+# -- argument types -------------------------------------------------------------------------------
+
+
+def _time_bound(text: str, *, end: bool) -> datetime:
+    """A date means its first moment (a start) or its last (an end), so ranges include it."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        start = datetime.combine(day, time.min)
+        return start + timedelta(days=1, microseconds=-1) if end else start
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {_ISO_HELP}") from None
+
+
+def _start(text: str) -> datetime:
+    return _time_bound(text, end=False)
+
+
+def _end(text: str) -> datetime:
+    return _time_bound(text, end=True)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()  # naive means local time, as everywhere in the package
+
+
+# -- the parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``--store-dir`` is accepted before or after the subcommand)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="the sample store folder (overrides PTPD_MONITORING_STORE_DIR)",
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--format", choices=_FORMATS, default="json", help="default: json")
+    output.add_argument(
+        "--output", type=Path, metavar="PATH", help="write here (atomically) instead of stdout"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Performance monitoring for the Pt/Pd print-calibration app.",
+        epilog="Exit status: 0 success, 1 failure (one line on stderr), 2 usage error. "
+        "`ptpd-monitor COMMAND --help` describes each command.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, help_text: str, *parents: argparse.ArgumentParser, more: str = ""
+    ) -> Any:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=f"{help_text} {more}".strip(),
+            parents=[common, *parents],
+        )
+
+    dashboard = command("dashboard", "Run the Streamlit dashboard.")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    dashboard.add_argument("--port", type=_port, default=8501, help="default: %(default)s")
+    dashboard.add_argument(
+        "--demo", action="store_true", help="record demo data first when the store is empty"
+    )
+    dashboard.set_defaults(handler=_dashboard, parser=dashboard)
+
+    sample = command("sample", "Sample CPU, memory, disk and GPUs into the store until stopped.")
+    sample.add_argument(
+        "--interval",
+        type=_positive,
+        metavar="S",
+        help="seconds between samples (default: settings)",
+    )
+    sample.set_defaults(handler=_sample, parser=sample)
+
+    demo = command("demo", "Record a short, realistic calibration session into the store.")
+    demo.add_argument(
+        "--seconds", type=_positive, default=_DEMO_SECONDS, help="default: %(default)g"
+    )
+    demo.add_argument(
+        "--if-empty", action="store_true", help="do nothing when the store already has metrics"
+    )
+    demo.add_argument("--seed", type=int, help="make the simulated traffic repeatable")
+    demo.set_defaults(handler=_demo, parser=demo)
+
+    report = command("report", "Daily, session and comparison reports (JSON or CSV).")
+    kinds = report.add_subparsers(dest="report", required=True, metavar="KIND")
+    daily = kinds.add_parser(
+        "daily",
+        help="every operation and endpoint on one local day",
+        description="Every operation and endpoint on one local day.",
+        parents=[common, output],
+    )
+    daily.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="default: today")
+    daily.set_defaults(handler=_report_daily, parser=daily)
+    session = kinds.add_parser(
+        "session",
+        help="the samples tagged with one session_id",
+        description="The samples whose metadata carries one session_id.",
+        parents=[common, output],
+    )
+    session.add_argument("session_id", metavar="ID")
+    session.set_defaults(handler=_report_session, parser=session)
+    compare = kinds.add_parser(
+        "compare",
+        help="compare the mean of every operation in two periods",
+        description=f"Compare two periods. Each T is {_ISO_HELP}; a date as an end means its "
+        "last moment.",
+        parents=[common, output],
+    )
+    compare.add_argument(
+        "--from", dest="from_", type=_start, required=True, metavar="T", help="first period start"
+    )
+    compare.add_argument("--to", type=_end, required=True, metavar="T", help="first period end")
+    compare.add_argument(
+        "--vs-from", type=_start, required=True, metavar="T", help="second period start"
+    )
+    compare.add_argument("--vs-to", type=_end, required=True, metavar="T", help="second period end")
+    compare.set_defaults(handler=_report_compare, parser=compare)
+
+    export = command(
+        "export", "Export raw metric samples and statistics.", output, more=f"T is {_ISO_HELP}."
+    )
+    export.add_argument("--since", type=_start, metavar="T", help="samples from T on")
+    export.add_argument(
+        "--until", type=_end, metavar="T", help="samples up to T (a date: up to its end)"
+    )
+    export.add_argument("--operation", metavar="NAME", help="one operation (default: all)")
+    export.set_defaults(handler=_export, parser=export)
+
+    prometheus = command("prometheus", "Serve the store's metrics to Prometheus until stopped.")
+    prometheus.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    prometheus.add_argument("--port", type=_port, default=9464, help="default: %(default)s")
+    prometheus.set_defaults(handler=_prometheus, parser=prometheus)
+
+    doctor = command("doctor", "Check the store, the GPU driver and the settings in effect.")
+    doctor.set_defaults(handler=_doctor, parser=doctor)
+    return parser
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _say(text: str) -> None:
+    print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
+
+def _store(*, probe: bool = True) -> SampleStore:
+    """The default store, refusing a file or (``probe``) an unreadable folder up front.
+
+    Writes never raise (they must not harm a host app), so a command that records would
+    otherwise run to its end before noticing; reads would fail later with the same message.
+    """
+    from . import StoreError, get_store
+    from .store import METRIC
+
+    store = get_store()
+    path = store.directory
+    if path.exists() and not path.is_dir():
+        raise StoreError(path, "it is a file, not a folder; point --store-dir at a folder")
+    if probe and path.exists():
+        store.series_names(METRIC)  # opens the database: StoreError when it is unusable
+    return store
+
+
+def _loaded(
+    since: float | None = None, until: float | None = None
+) -> tuple[PerformanceMonitor, APIPerformanceTracker]:
+    """Every process's samples in the window; empty when the store was never created."""
+    from . import APIPerformanceTracker, PerformanceMonitor
+
+    store = _store()
+    if not store.directory.exists():
+        _say(f"note: no sample store at {store.directory} yet; nothing recorded")
+        return PerformanceMonitor(max_history=1), APIPerformanceTracker(max_history=1)
+    return store.load_monitor(since, until), store.load_api_tracker(since, until)
+
+
+def _emit(text: str, path: Path | None) -> None:
+    if path is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        _say(f"wrote {path}")
+
+
+def _check_writes(store: SampleStore) -> None:
+    """Writes never raise (they must not harm a host app); a CLI says when they failed."""
+    if store.error_count:
+        raise _Failure(f"could not write the sample store at {store.directory}: {store.last_error}")
+
+
+def _require_publishing() -> None:
+    from . import get_settings
+
+    if not get_settings().STORE_ENABLED:
+        raise _Failure(
+            "storing is disabled (PTPD_MONITORING_STORE_ENABLED=false); nothing would be recorded"
+        )
+
+
+@contextmanager
+def _until_signalled() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM; the previous handlers come back afterwards."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _wait(stop: threading.Event) -> None:
+    while not stop.wait(0.5):  # short waits: a signal handler runs between them at the latest
+        pass
+
+
+def _human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _port_free(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be bound now, else why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As servers do: a port lingering in TIME_WAIT is free, a listening one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _has_metrics(store: SampleStore) -> int:
+    from .store import METRIC
+
+    return len(store.series_names(METRIC)) if store.directory.exists() else 0
+
+
+def _record_demo(store: SampleStore, seconds: float, seed: int | None) -> dict[str, Any]:
+    from .demo import record_demo_session
+
+    _require_publishing()
+    # A terminal sees every percent; a log file one update per 10 %.
+    step = 1 if sys.stderr.isatty() else 10
+    shown = [-1]
+
+    def progress(fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent // step > shown[0] // step:
+            shown[0] = percent
+            sys.stderr.write(f"\rrecording demo data {percent:3d}%")
+            sys.stderr.flush()
+
+    progress(0.0)
+    summary = record_demo_session(seconds, progress=progress, seed=seed)
+    progress(1.0)
+    sys.stderr.write("\n")
+    _check_writes(store)
+    return summary
+
+
+# -- the commands ---------------------------------------------------------------------------------
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    spec = importlib.util.find_spec("ptpd_calibration.dashboard")
+    origin = spec.origin if spec is not None else None
+    app = Path(origin).parent / "app.py" if origin else None
+    if app is None or not app.is_file():
+        raise _Failure(
+            "the dashboard is not installed (ptpd_calibration.dashboard/app.py not found); "
+            "run `pip install -e .` in the project"
+        )
+    problem = _port_free(args.host, args.port)
+    if problem is not None:
+        raise _Failure(
+            f"cannot serve the dashboard on {args.host}:{args.port}: {problem}; "
+            "pick another with --port"
+        )
+    store = _store()
+    if args.demo and not _has_metrics(store):
+        _record_demo(store, _DEMO_SECONDS, None)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", args.host,
+        "--server.port", str(args.port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    _say(f"dashboard on http://{args.host}:{args.port} (store {store.directory}); Ctrl-C stops it")
+    # Its own process group: a Ctrl-C reaches it once, forwarded by us, not twice.
+    child = subprocess.Popen(command, process_group=0)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        child.send_signal(signum)  # Streamlit shuts down cleanly on SIGINT and SIGTERM
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from . import flush, get_resource_monitor, get_settings
+
+    _require_publishing()
+    store = _store()
+    monitor = get_resource_monitor()
+    interval = args.interval if args.interval is not None else get_settings().SAMPLE_INTERVAL_S
+    with _until_signalled() as stop:
+        monitor.start_sampling(interval)
+        print(
+            f"{PROG}: sampling resources every {interval:g} s into {store.directory} "
+            "(Ctrl-C or SIGTERM stops)",
+            flush=True,
+        )
+        _wait(stop)
+    monitor.stop_sampling()
+    flush()
+    _check_writes(store)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.if_empty:
+        count = _has_metrics(store)
+        if count:
+            print(
+                f"{PROG}: the store at {store.directory} already has {count} metric series; "
+                "no demo data recorded (drop --if-empty to record anyway)"
+            )
+            return 0
+    summary = _record_demo(store, args.seconds, args.seed)
+    print(
+        f"{PROG}: recorded session {summary['session_id']}: {summary['pipeline_runs']} pipeline "
+        f"runs, {summary['requests']} requests ({summary['request_errors']} errors) into "
+        f"{store.directory}"
+    )
+    return 0
+
+
+def _write_report(args: argparse.Namespace, build: Callable[[Any], dict[str, Any]]) -> int:
+    from . import PerformanceReport
+
+    monitor, tracker = _loaded(*getattr(args, "window", (None, None)))
+    reporter = PerformanceReport(monitor, tracker)
+    report = build(reporter)
+    text = reporter.export_report(report, args.format, args.output)
+    _emit(text, args.output)
+    return 0
+
+
+def _report_daily(args: argparse.Namespace) -> int:
+    day = args.date or date.today()
+    start = datetime.combine(day, time.min)
+    args.window = (_epoch(start), _epoch(start + timedelta(days=1)))
+    return _write_report(args, lambda r: r.generate_daily_report(day))
+
+
+def _report_session(args: argparse.Namespace) -> int:
+    if not args.session_id.strip():
+        raise _Failure("the session id is empty")
+
+    def build(reporter: Any) -> dict[str, Any]:
+        report: dict[str, Any] = reporter.generate_session_report(args.session_id)
+        requests = report.get("api", {}).get("total_requests", 0)
+        if not report["summary"]["samples"] and not requests:
+            raise _Failure(f"no samples with session_id {args.session_id!r} in the store")
+        return report
+
+    return _write_report(args, build)
+
+
+def _report_compare(args: argparse.Namespace) -> int:
+    first = (_epoch(args.from_), _epoch(args.to))
+    second = (_epoch(args.vs_from), _epoch(args.vs_to))
+    args.window = (min(first[0], second[0]), max(first[1], second[1]))
+    return _write_report(args, lambda r: r.compare_performance(first, second))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .store import METRIC
+
+    since = _epoch(args.since) if args.since else None
+    until = _epoch(args.until) if args.until else None
+    monitor, _ = _loaded(since, until)
+    if args.operation is not None:
+        store = _store()
+        known = store.series_names(METRIC) if store.directory.exists() else []
+        if args.operation not in known:
+            hint = f"; known: {', '.join(known[:10])}" if known else ""
+            raise _Failure(f"no operation named {args.operation!r} in the store{hint}")
+    text = monitor.export_metrics(args.format, args.output, args.operation)
+    _emit(text, args.output)
+    return 0
+
+
+def _prometheus(args: argparse.Namespace) -> int:
+    from .exporter import serve
+
+    store = _store()
+    try:
+        server, thread = serve(store, args.host, args.port)
+    except OSError as exc:
+        raise _Failure(
+            f"cannot serve Prometheus metrics on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}; pick another with --port"
+        ) from None
+    with _until_signalled() as stop:
+        print(
+            f"{PROG}: serving the store at {store.directory} on "
+            f"http://{args.host}:{server.server_port}/metrics (Ctrl-C or SIGTERM stops)",
+            flush=True,
+        )
+        _wait(stop)
+    server.shutdown()
+    server.server_close()
+    thread.join(5.0)
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import _nvml, get_settings
+    from .store import API, CACHE, METRIC, PROFILE, RESOURCE
+
+    settings = get_settings()
+    store = _store(probe=False)  # report what can be seen before an unusable store fails
+    path = store.directory
+    print(f"store:      {path}")
+    if not path.exists():
+        print("exists:     no (not created yet: run `ptpd-monitor demo` or the app)")
+    else:
+        print("exists:     yes")
+        size = store.volume_bytes()
+        print(f"size:       {size} bytes ({_human_bytes(size)})")
+        oldest, newest = float("inf"), float("-inf")
+        for kind in (METRIC, API, RESOURCE, CACHE, PROFILE):
+            names = store.series_names(kind)
+            samples = 0
+            for name in names:
+                if kind in (METRIC, API):
+                    data = store.read_columns(kind, name)
+                    stamps = data.columns[0] if data.size else None
+                else:
+                    rows = store.read_records(kind, name)
+                    stamps = np.array([float(r["ts"]) for r in rows]) if rows else None
+                if stamps is not None:
+                    samples += int(stamps.size)
+                    oldest = min(oldest, float(stamps.min()))
+                    newest = max(newest, float(stamps.max()))
+            print(f"{kind + ':':<11} {len(names)} series, {samples} samples")
+        if newest >= oldest:
+            print(f"oldest:     {datetime.fromtimestamp(oldest).astimezone().isoformat()}")
+            print(f"newest:     {datetime.fromtimestamp(newest).astimezone().isoformat()}")
+        else:
+            print("oldest:     - (no samples)")
+        problems = store.check()
+        print("integrity:  ok" if not problems else f"integrity:  {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  - {problem}")
+    gpus = _nvml.gpu_snapshots()
+    if gpus:
+        print(f"gpu:        NVML available, {len(gpus)} GPU(s)")
+        for gpu in gpus:
+            print(f"  - {gpu.index}: {gpu.name}")
+    else:
+        available = "available but sees no GPU" if _nvml.is_available() else "not available"
+        print(f"gpu:        NVML {available} (no NVIDIA driver or GPU; GPU gauges stay empty)")
+    print("settings:")
+    for name, value in settings.model_dump().items():
+        print(f"  PTPD_MONITORING_{name} = {value}")
+    return 0
+
+
+# -- the entry point ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ptpd-monitor`` with ``argv`` (default: the command line); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on usage errors, 0 after --help
+    store_dir: Path | None = getattr(args, "store_dir", None)  # absent unless given
+    if store_dir is not None:
+        # Before anything builds the settings or the process-wide instances.
+        os.environ["PTPD_MONITORING_STORE_DIR"] = str(store_dir.expanduser().resolve())
+    for start, end in (("from_", "to"), ("vs_from", "vs_to"), ("since", "until")):
+        lo, hi = getattr(args, start, None), getattr(args, end, None)
+        if lo is not None and hi is not None and _epoch(lo) > _epoch(hi):
+            option = "--" + start.rstrip("_").replace("_", "-")
+            args.parser.error(
+                f"{option} {lo.isoformat()} is after --{end.replace('_', '-')} {hi.isoformat()}"
+            )
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        from .settings import get_settings
+
+        get_settings.cache_clear()
+        return int(args.handler(args))
+    except _Failure as exc:
+        _say(f"error: {exc}")
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `ptpd-monitor export | head`: the reader has what it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except Exception as exc:  # one line, never a traceback (see the module docstring)
+        from .settings import SettingsError
+        from .store import StoreError
+
+        if isinstance(exc, StoreError):
+            _say(f"error: sample store at {exc.path} is unusable: {exc.reason}")
+        elif isinstance(exc, SettingsError | FileNotFoundError | PermissionError):
+            _say(f"error: {exc}")
+        else:
+            _say(f"error: {type(exc).__name__}: {exc}")
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

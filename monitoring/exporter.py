@@ -1,0 +1,498 @@
+"""A Prometheus exporter over the sample store: every process's samples, scraped over HTTP.
+
+>>> server, thread = serve(get_store(), port=9464)  # doctest: +SKIP
+>>> # curl http://127.0.0.1:9464/metrics
+
+What one scrape answers, and over which data:
+
+- **Counters** (``*_total``, a summary's ``_count``/``_sum``, histogram buckets) are running
+  tallies kept by the exporter. The first scrape counts everything in the store (the store's
+  retention bounds it, read a day at a time); each later scrape adds only the samples recorded
+  since. So they never fall while the exporter runs, even when retention culls old batches, and
+  an exporter restart is an ordinary counter reset to Prometheus. A sample is counted once it is
+  ``settle_s`` old (5 s by default, several flush intervals), so that batches still in another
+  process's buffer are not skipped; one written later than that (after the store was
+  unwritable, say) is counted only after the exporter restarts.
+- **Quantiles** of ``ptpd_operation_duration_seconds`` are exact (``np.percentile``'s linear
+  method over the raw samples, as everywhere else in the package) over the last ``window_s``
+  seconds (300 by default) and up to the scrape: recent latency, as Prometheus clients' own
+  summaries report it. An operation without samples in the window has no quantile series.
+- **Gauges** of CPU, memory, disk and GPUs come from the newest resource sample of the last
+  ``window_s`` seconds; without one (no sampler running) they are absent rather than stale.
+  Percentages are exported as ratios 0..1 (``*_ratio``), sizes in bytes, as Prometheus prefers.
+- **Caches** report cumulative hits, misses and evictions per process. The exporter keeps the
+  newest snapshot of every (cache, pid) it has seen and sums them, so a process that exits
+  keeps its share; a snapshot below its predecessor means a new process got the same pid, and
+  the old totals are carried over. ``ptpd_cache_size_entries`` sums the newest snapshots of the
+  processes seen in the last ``window_s`` seconds (a disk-backed cache is one folder every
+  process reports, so it counts once: the largest of their sizes).
+- Operations recorded in another unit than seconds (e.g. the profiler's ``*.memory_mb``) are
+  no durations: they appear as ``ptpd_operation_value{operation, unit}``, their newest value in
+  the window.
+- ``ptpd_store_up`` is 1 when the store could be read, else 0 and nothing else is reported (the
+  scrape itself still succeeds, so Prometheus sees the store is down rather than the exporter).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+from . import stats as _stats
+from .store import API, CACHE, MAX_BATCH_SPAN_S, METRIC, RESOURCE, SampleStore, StoreError
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_SETTLE_S",
+    "DEFAULT_WINDOW_S",
+    "HTTP_BUCKETS_S",
+    "QUANTILES",
+    "StoreCollector",
+    "build_registry",
+    "serve",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9464  # the port OpenTelemetry's Prometheus exporter also uses by default
+DEFAULT_WINDOW_S = 300.0
+DEFAULT_SETTLE_S = 5.0
+QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
+# Prometheus clients' default buckets, in seconds: they fit request latencies from 5 ms to 10 s.
+HTTP_BUCKETS_S: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+_BUCKETS_MS = np.array(HTTP_BUCKETS_S) * 1000.0  # the store keeps request durations in ms
+# Labels as the official clients write them ("1.0", not "1"; Python's repr agrees for these),
+# so our series aggregate with theirs.
+_BUCKET_LABELS = [repr(float(b)) for b in HTTP_BUCKETS_S] + ["+Inf"]
+_BACKFILL_STEP_S = 86400.0  # the first scrape reads the store a day at a time (bounded memory)
+_SECONDS = "seconds"
+_MB = 1024.0 * 1024.0
+_GB = _MB * 1024.0
+
+
+@dataclass(slots=True)
+class _OperationTally:
+    count: int = 0
+    total: float = 0.0
+
+
+@dataclass(slots=True)
+class _RequestTally:
+    count: int = 0
+    errors: int = 0
+    total_s: float = 0.0
+    buckets: np.ndarray = field(default_factory=lambda: np.zeros(len(HTTP_BUCKETS_S), np.int64))
+
+
+@dataclass(slots=True)
+class _CacheTally:
+    """Totals of one cache: the newest snapshot per pid, plus those of pids that were reused."""
+
+    newest: dict[int, dict[str, Any]] = field(default_factory=dict)
+    retired: dict[str, int] = field(default_factory=dict)
+
+
+_CACHE_COUNTERS = ("hits", "misses", "evictions")
+
+
+@dataclass(slots=True)
+class _Tallies:
+    """The running totals; ``until`` is the newest sample time they include."""
+
+    until: float | None = None
+    cache_until: float | None = None
+    operations: dict[str, _OperationTally] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    requests: dict[tuple[str, str, str], _RequestTally] = field(default_factory=dict)
+    caches: dict[str, _CacheTally] = field(default_factory=dict)
+
+    def copy(self) -> _Tallies:
+        return _Tallies(
+            self.until,
+            self.cache_until,
+            {k: _OperationTally(v.count, v.total) for k, v in self.operations.items()},
+            dict(self.units),
+            {
+                k: _RequestTally(v.count, v.errors, v.total_s, v.buckets.copy())
+                for k, v in self.requests.items()
+            },
+            {
+                k: _CacheTally({p: dict(s) for p, s in v.newest.items()}, dict(v.retired))
+                for k, v in self.caches.items()
+            },
+        )
+
+
+def _status_class(status: float) -> str:
+    return f"{int(status) // 100}xx"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def _steps(start: float, stop: float) -> Iterator[tuple[float, float]]:
+    """``(after, until]`` windows covering ``(start, stop]``, at most a day each."""
+    lo = start
+    while lo < stop:
+        hi = min(lo + _BACKFILL_STEP_S, stop)
+        yield lo, hi
+        lo = hi
+
+
+class StoreCollector:
+    """A prometheus_client collector answering each scrape from a :class:`SampleStore`.
+
+    >>> registry = CollectorRegistry()
+    >>> registry.register(StoreCollector(SampleStore(tmp_dir)))  # doctest: +SKIP
+    >>> generate_latest(registry)  # doctest: +SKIP
+
+    Args:
+        store: the store to read (every process's samples).
+        window_s: the recent window for quantiles, resource gauges and cache sizes.
+        settle_s: how old a sample must be before the counters include it.
+        clock: epoch seconds now (tests pin it).
+    """
+
+    def __init__(
+        self,
+        store: SampleStore,
+        *,
+        window_s: float = DEFAULT_WINDOW_S,
+        settle_s: float = DEFAULT_SETTLE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not window_s > 0 or not settle_s >= 0:
+            raise ValueError(
+                f"window_s must be positive and settle_s non-negative, got {window_s!r}, "
+                f"{settle_s!r}"
+            )
+        self.store = store
+        self.window_s = float(window_s)
+        self.settle_s = float(settle_s)
+        self._clock = clock
+        # Scrapes may overlap (the HTTP server is threaded): one at a time updates the tallies.
+        self._lock = threading.Lock()
+        self._tallies = _Tallies()
+        self._last_error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"StoreCollector({self.store!r}, window_s={self.window_s}, settle_s={self.settle_s})"
+
+    def collect(self) -> Iterator[Metric]:
+        """Every metric family for one scrape; ``ptpd_store_up`` 0 when the store fails."""
+        up = GaugeMetricFamily("ptpd_store_up", "1 when the sample store could be read, else 0")
+        families: list[Metric] = []
+        with self._lock:
+            now = self._clock()
+            try:
+                tallies = self._advanced(self._tallies.copy(), now)
+                families = self._families(tallies, now)
+            except StoreError as exc:
+                if exc.reason != self._last_error:  # once per distinct failure, not per scrape
+                    logger.warning("ptpd-monitor exporter: %s", exc)
+                    self._last_error = exc.reason
+                families = []
+            else:
+                self._tallies = tallies  # committed only when the whole read succeeded
+                self._last_error = None
+        up.add_metric([], 1.0 if self._last_error is None else 0.0)
+        yield from (family for family in families if family.samples)  # no empty HELP/TYPE
+        yield up
+
+    # -- the running tallies ------------------------------------------------------------------
+
+    def _advanced(self, tallies: _Tallies, now: float) -> _Tallies:
+        cut = now - self.settle_s
+        windows: list[tuple[float | None, float]]
+        if tallies.until is None:  # the first scrape: the whole store, a day at a time
+            oldest = cut - self.store.retention_s  # before it, normally nothing is left
+            windows = [(None, oldest), *_steps(oldest, cut)]
+        else:
+            windows = list(_steps(tallies.until, cut))
+        metrics, requests = self.store.series_names(METRIC), self.store.series_names(API)
+        for lo, hi in windows:
+            self._count_between(tallies, metrics, requests, lo, hi)
+        if windows:
+            tallies.until = cut
+        self._update_caches(tallies, now)
+        return tallies
+
+    def _count_between(
+        self,
+        tallies: _Tallies,
+        metrics: list[str],
+        requests: list[str],
+        after: float | None,
+        until: float,
+    ) -> None:
+        """Add the samples with ``after < ts <= until`` (``after`` None: from the beginning)."""
+        for name in metrics:
+            data = self.store.read_columns(METRIC, name, after, until)
+            if not data.size:
+                continue
+            tallies.units[name] = data.unit or _SECONDS
+            ts, values = data.columns[0], data.columns[1]
+            if after is not None:
+                values = values[ts > after]
+            if values.size and tallies.units[name] == _SECONDS:
+                operation = tallies.operations.setdefault(name, _OperationTally())
+                operation.count += int(values.size)
+                operation.total += float(values.sum())
+        for key in requests:
+            data = self.store.read_columns(API, key, after, until)
+            if not data.size:
+                continue
+            ts, duration_ms, status = data.columns[:3]
+            if after is not None:
+                keep = ts > after
+                duration_ms, status = duration_ms[keep], status[keep]
+            method, _, endpoint = key.partition(" ")
+            classes = status // 100
+            for value in np.unique(classes):
+                chosen = classes == value
+                durations = np.sort(duration_ms[chosen])
+                label = (method, endpoint, _status_class(value * 100))
+                tally = tallies.requests.setdefault(label, _RequestTally())
+                tally.count += int(durations.size)
+                tally.errors += int(np.count_nonzero(status[chosen] >= 400))
+                tally.total_s += float(durations.sum()) / 1000.0
+                tally.buckets += np.searchsorted(durations, _BUCKETS_MS, side="right")
+
+    def _update_caches(self, tallies: _Tallies, now: float) -> None:
+        """Fold in the cache snapshots since the last scrape (re-reading a little is harmless)."""
+        windows: list[tuple[float | None, float]]
+        if tallies.cache_until is None:
+            oldest = now - self.store.retention_s
+            windows = [(None, oldest), *_steps(oldest, now)]
+        else:
+            windows = [(tallies.cache_until - self.settle_s - MAX_BATCH_SPAN_S, now)]
+        for lo, hi in windows:
+            for row in self.store.read_records(CACHE, None, lo, hi):
+                name = str(row.get("cache") or row.get("name") or "default")
+                pid = int(_number(row.get("pid")) or 0)
+                cache = tallies.caches.setdefault(name, _CacheTally())
+                previous = cache.newest.get(pid)
+                if previous is not None and float(row["ts"]) <= float(previous["ts"]):
+                    continue
+                if previous is not None and any(
+                    (_number(row.get(c)) or 0) < (_number(previous.get(c)) or 0)
+                    for c in _CACHE_COUNTERS
+                ):
+                    for counter in _CACHE_COUNTERS:  # a new process with a reused pid
+                        old = int(_number(previous.get(counter)) or 0)
+                        cache.retired[counter] = cache.retired.get(counter, 0) + old
+                cache.newest[pid] = row
+        tallies.cache_until = now
+
+    # -- the families -------------------------------------------------------------------------
+
+    def _families(self, tallies: _Tallies, now: float) -> list[Metric]:
+        since = now - self.window_s
+        families = self._operation_families(tallies, since, now)
+        families.extend(self._request_families(tallies))
+        families.extend(self._resource_families(since, now))
+        families.extend(self._cache_families(tallies, since))
+        return families
+
+    def _operation_families(self, tallies: _Tallies, since: float, now: float) -> list[Metric]:
+        summary = SummaryMetricFamily(
+            "ptpd_operation_duration_seconds",
+            f"Duration of timed operations; quantiles are exact over the last {self.window_s:g} s",
+            labels=["operation"],
+        )
+        values = GaugeMetricFamily(
+            "ptpd_operation_value",
+            "Newest value of operations recorded in units other than seconds",
+            labels=["operation", "unit"],
+        )
+        names = sorted(set(self.store.series_names(METRIC)) | set(tallies.operations))
+        for name in names:
+            recent = self.store.read_columns(METRIC, name, since, now)
+            unit = (recent.unit if recent.size else "") or tallies.units.get(name) or _SECONDS
+            if unit != _SECONDS:
+                if recent.size:
+                    newest = int(np.argmax(recent.columns[0]))
+                    values.add_metric([name, unit], float(recent.columns[1][newest]))
+                continue
+            tally = tallies.operations.get(name, _OperationTally())
+            summary.add_metric([name], tally.count, tally.total)
+            if recent.size:
+                points = [q * 100.0 for q in QUANTILES]
+                exact = _stats.percentiles(recent.columns[1], points)
+                for q, p in zip(QUANTILES, points, strict=True):
+                    labels = {"operation": name, "quantile": repr(float(q))}
+                    summary.add_sample(summary.name, labels, exact[f"p{p:g}"])
+        return [summary, values]
+
+    def _request_families(self, tallies: _Tallies) -> list[Metric]:
+        labels = ["method", "endpoint", "status_class"]
+        histogram = HistogramMetricFamily(
+            "ptpd_http_request_duration_seconds",
+            "Duration of HTTP requests handled by the app",
+            labels=labels,
+        )
+        requests = CounterMetricFamily(
+            "ptpd_http_requests", "HTTP requests handled by the app", labels=labels
+        )
+        errors = CounterMetricFamily(
+            "ptpd_http_request_errors",
+            "HTTP requests answered with status 400 or above",
+            labels=labels,
+        )
+        for label, tally in sorted(tallies.requests.items()):
+            buckets = list(
+                zip(_BUCKET_LABELS, [*map(int, tally.buckets), tally.count], strict=True)
+            )
+            histogram.add_metric(list(label), buckets, tally.total_s)
+            requests.add_metric(list(label), tally.count)
+            errors.add_metric(list(label), tally.errors)
+        return [histogram, requests, errors]
+
+    def _resource_families(self, since: float, now: float) -> list[Metric]:
+        rows = self.store.read_records(RESOURCE, None, since, now)
+        if not rows:
+            return []
+        row = rows[-1]  # sorted by time: the newest
+        families: list[Metric] = []
+
+        def gauge(name: str, doc: str, value: Any, scale: float = 1.0) -> None:
+            number = _number(value)
+            if number is not None:
+                families.append(GaugeMetricFamily(name, doc, value=number * scale))
+
+        gauge(
+            "ptpd_resource_sample_timestamp_seconds",
+            "When the newest resource sample was taken",
+            row["ts"],
+        )
+        gauge(
+            "ptpd_cpu_usage_ratio", "System-wide CPU busy time, 0..1", row.get("cpu_percent"), 0.01
+        )
+        gauge(
+            "ptpd_memory_usage_ratio", "System memory in use, 0..1", row.get("memory_percent"), 0.01
+        )
+        gauge("ptpd_memory_used_bytes", "System memory in use", row.get("memory_used_mb"), _MB)
+        gauge(
+            "ptpd_memory_available_bytes",
+            "System memory available",
+            row.get("memory_available_mb"),
+            _MB,
+        )
+        gauge(
+            "ptpd_disk_usage_ratio",
+            "Watched filesystem in use, 0..1",
+            row.get("disk_percent"),
+            0.01,
+        )
+        gauge("ptpd_disk_used_bytes", "Watched filesystem in use", row.get("disk_used_gb"), _GB)
+        gauge("ptpd_disk_free_bytes", "Watched filesystem free", row.get("disk_free_gb"), _GB)
+        gpu_fields = (
+            ("ptpd_gpu_utilization_ratio", "GPU busy time, 0..1", "utilization_percent", 0.01),
+            ("ptpd_gpu_memory_used_bytes", "GPU memory in use", "memory_used_mb", _MB),
+            ("ptpd_gpu_memory_total_bytes", "GPU memory in all", "memory_total_mb", _MB),
+            ("ptpd_gpu_temperature_celsius", "GPU core temperature", "temperature_c", 1.0),
+            ("ptpd_gpu_power_watts", "GPU power draw", "power_w", 1.0),
+        )
+        count = int(_number(row.get("gpu_count")) or 0)
+        for name, doc, key, scale in gpu_fields:
+            family = GaugeMetricFamily(name, doc, labels=["gpu", "name"])
+            for index in range(count):
+                value = _number(row.get(f"gpu{index}_{key}"))
+                if value is not None:
+                    label = str(row.get(f"gpu{index}_name") or f"GPU {index}")
+                    family.add_metric([str(index), label], value * scale)
+            if family.samples:
+                families.append(family)
+        return families
+
+    def _cache_families(self, tallies: _Tallies, since: float) -> list[Metric]:
+        counters = {
+            counter: CounterMetricFamily(
+                f"ptpd_cache_{counter}", f"Cache {counter} of every process", labels=["cache"]
+            )
+            for counter in _CACHE_COUNTERS
+        }
+        size = GaugeMetricFamily(
+            "ptpd_cache_size_entries",
+            f"Entries held by the caches of processes seen in the last {self.window_s:g} s",
+            labels=["cache"],
+        )
+        for name, cache in sorted(tallies.caches.items()):
+            for counter, family in counters.items():
+                total = cache.retired.get(counter, 0) + sum(
+                    int(_number(row.get(counter)) or 0) for row in cache.newest.values()
+                )
+                family.add_metric([name], total)
+            recent = [row for row in cache.newest.values() if float(row["ts"]) >= since]
+            sizes = [int(_number(row.get("size")) or 0) for row in recent]
+            shared = any(row.get("backend") == "disk" for row in recent)
+            # A disk cache is one folder that every process reports: count it once.
+            size.add_metric([name], (max(sizes) if shared else sum(sizes)) if sizes else 0)
+        return [*counters.values(), size]
+
+
+def build_registry(
+    store: SampleStore,
+    *,
+    window_s: float = DEFAULT_WINDOW_S,
+    settle_s: float = DEFAULT_SETTLE_S,
+) -> CollectorRegistry:
+    """A fresh registry holding only a :class:`StoreCollector` (no process or GC metrics)."""
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(store, window_s=window_s, settle_s=settle_s))
+    return registry
+
+
+def serve(
+    store: SampleStore,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    window_s: float = DEFAULT_WINDOW_S,
+    settle_s: float = DEFAULT_SETTLE_S,
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``/metrics`` for ``store`` from a daemon thread; returns the server and thread.
+
+    Stop it with ``server.shutdown(); server.server_close()``. Port 0 picks a free port
+    (``server.server_port``).
+
+    Raises:
+        OSError: the address cannot be bound, e.g. the port is in use.
+    """
+    registry = build_registry(store, window_s=window_s, settle_s=settle_s)
+    return start_http_server(port, addr=host, registry=registry)

@@ -1,0 +1,378 @@
+"""Every dashboard page, run in-process by Streamlit's AppTest over real sample stores."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS, step_tablet_tiff
+
+# Page file (also the key prefix of its "Generate demo data" button) and its title.
+PAGES = [
+    ("overview", "Overview"),
+    ("latency", "Latency"),
+    ("profiling", "Image profiling"),
+    ("api", "API"),
+    ("cache", "Cache"),
+    ("reports", "Reports"),
+]
+NewApp = Callable[[], AppTest]
+
+
+def _open(app: NewApp, page: str) -> AppTest:
+    at = app().run()
+    if page != "overview":  # the default page
+        at.switch_page(f"app_pages/{page}.py").run()
+    return at
+
+
+def _charts(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+
+
+def _chart_title(figure: dict[str, Any]) -> str:
+    title = figure.get("layout", {}).get("title", {})
+    return str(title.get("text", "")) if isinstance(title, dict) else str(title)
+
+
+def _errors(at: AppTest) -> list[str]:
+    """st.error texts, without the live resource alerts (this machine may be busy)."""
+    return [e.value for e in at.error if "threshold" not in e.value]
+
+
+# -- an empty store --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("page", "title"), PAGES)
+def test_every_page_explains_an_empty_store_and_offers_demo_data(
+    app: NewApp, empty_store: Path, page: str, title: str
+) -> None:
+    at = _open(app, page)
+
+    assert not at.exception
+    assert [t.value for t in at.title] == [title]
+    assert _errors(at) == []
+    assert any(str(empty_store) in info.value and "No samples" in info.value for info in at.info)
+    assert at.button(key=f"{page}_demo").label == "Generate demo data"
+
+
+def test_generate_demo_data_records_a_session_and_the_page_shows_it(
+    app: NewApp, empty_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ptpd_calibration.monitoring.demo as demo
+
+    real = demo.record_demo_session
+    calls: list[float] = []
+
+    def shorter(seconds: float = 8.0, **kwargs: Any) -> dict[str, Any]:
+        calls.append(seconds)
+        return real(seconds=0.5, seed=2, **kwargs)
+
+    monkeypatch.setattr(demo, "record_demo_session", shorter)
+    at = _open(app, "latency")
+    assert not at.get("plotly_chart")
+
+    at.button(key="latency_demo").click().run()
+
+    assert not at.exception
+    assert len(calls) == 1
+    assert not [info for info in at.info if "No samples" in info.value]
+    assert not [b for b in at.button if b.key == "latency_demo"]
+    titles = [_chart_title(figure) for figure in _charts(at)]
+    assert titles == ["Percentiles over time", "Distribution"]
+    chosen = at.multiselect(key="latency_ops").value
+    assert chosen and all(op.startswith("pipeline.") for op in chosen)
+    assert (empty_store / "cache.db").exists()
+
+    at.switch_page("app_pages/overview.py").run()  # other pages see the data too
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images profiled"] != "0"
+
+
+# -- a populated store -----------------------------------------------------------------------
+
+# The charts each page draws from the demo data (the Overview also has live gauges).
+EXPECTED_CHARTS = {
+    "latency": ["Percentiles over time", "Distribution"],
+    "profiling": ["Bottlenecks (label: p90/median slowdown; amber: unstable)"],
+    "api": ["p95 latency over time", "Error rate over time"],
+    "cache": ["Hit rate over time"],
+    "reports": [],
+}
+
+
+@pytest.mark.parametrize(("page", "title"), PAGES)
+def test_every_page_shows_a_populated_store(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]], page: str, title: str
+) -> None:
+    at = _open(app, page)
+
+    assert not at.exception
+    assert [t.value for t in at.title] == [title]
+    assert _errors(at) == []
+    assert not [info for info in at.info if "No samples" in info.value]
+    assert not [b for b in at.button if b.key == f"{page}_demo"]
+    charts = _charts(at)
+    if page == "overview":
+        gauges = [f for f in charts if f["data"][0]["type"] == "indicator"]
+        assert [g["data"][0]["title"]["text"] for g in gauges][:3] == ["CPU", "Memory", "Disk"]
+    else:
+        assert [_chart_title(figure) for figure in charts] == EXPECTED_CHARTS[page]
+
+
+def test_overview_headline_numbers_match_the_recorded_session(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]]
+) -> None:
+    _, summary = populated_store
+    at = _open(app, "overview")
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["API requests"] == f"{summary['requests']:,}"
+    assert metrics["Images profiled"] == f"{summary['pipeline_runs']:,}"
+    assert metrics["Error rate"] == f"{summary['request_errors'] / summary['requests']:.1%}"
+    cache = summary["cache"]
+    assert metrics["Cache hit rate"] == f"{cache['hits'] / (cache['hits'] + cache['misses']):.1%}"
+    for figure in _charts(at):
+        if figure["data"][0]["type"] == "indicator":
+            assert 0.0 <= figure["data"][0]["value"] <= 100.0
+
+
+def test_api_and_cache_pages_show_the_recorded_totals(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]]
+) -> None:
+    _, summary = populated_store
+    at = _open(app, "api")
+    api = {m.label: m.value for m in at.metric}
+    assert api["Requests"] == f"{summary['requests']:,}"
+
+    at.switch_page("app_pages/cache.py").run()
+    cache = {m.label: m.value for m in at.metric}
+    stats = summary["cache"]
+    assert cache["Hits / misses"] == f"{stats['hits']:,} / {stats['misses']:,}"
+    assert cache["Size"] == f"{stats['size']:,} of {stats['max_size']:,}"
+
+
+# -- a corrupt store -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("page", "title"), PAGES)
+def test_a_corrupt_store_gives_a_banner_on_every_page(
+    app: NewApp, corrupt_store: Path, page: str, title: str
+) -> None:
+    at = _open(app, page)
+
+    assert not at.exception
+    assert [t.value for t in at.title] == [title]
+    banners = [e for e in _errors(at) if str(corrupt_store) in e]
+    assert len(banners) == 1, _errors(at)
+    assert "can't be read" in banners[0]
+
+
+# -- image profiling -------------------------------------------------------------------------
+
+TABLET = step_tablet_tiff(600, 150, 7)
+
+
+def _profile(at: AppTest, name: str, data: bytes, mime: str, runs: int | None = None) -> AppTest:
+    at.file_uploader(key="profiling_upload").set_value((name, data, mime)).run()
+    if runs is not None:
+        at.slider(key="profiling_runs").set_value(runs).run()
+    return at.button(key="profiling_run").click().run()
+
+
+def test_profiling_an_upload_ranks_the_pipeline_steps(app: NewApp, empty_store: Path) -> None:
+    at = _open(app, "profiling")
+    assert [b.key for b in at.button if b.key == "profiling_run"] == []  # nothing uploaded yet
+
+    _profile(at, "tablet.tif", TABLET, "image/tiff")
+
+    assert not at.exception
+    assert _errors(at) == []
+    (success,) = at.success
+    assert success.value.startswith("`tablet.tif`: 600×150 I;16 → 1800×450 negative, 3 run(s)")
+    assert [p.value for p in at.progress] == [100]
+    steps = at.dataframe[0].value
+    assert list(steps["step"]) == list(PIPELINE_STEPS)
+    assert len(steps) == 7
+    assert (steps["wall ms"] > 0).all()
+    ranking, history = _charts(at)
+    assert _chart_title(ranking).startswith("Bottlenecks")
+    bars = ranking["data"][0]
+    assert sorted(bars["y"]) == sorted(f"pipeline.{s}" for s in PIPELINE_STEPS)
+    assert sum(bars["x"]) == pytest.approx(100.0)
+    assert list(bars["x"]) == sorted(bars["x"])  # the worst drawn last, on top
+    # the upload is published, so the ranking across uploads already holds it
+    assert sorted(history["data"][0]["y"]) == sorted(bars["y"])
+    assert at.metric[0].label == "Estimated time for a batch of 24 such images"
+    assert at.get("download_button")[0].label == "Download the negative (16-bit TIFF)"
+
+
+def _png(image: Image.Image, **params: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", **params)
+    return out.getvalue()
+
+
+def _noise(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(5)
+    channels = len(mode)
+    pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    return Image.fromarray(pixels.squeeze(), mode=mode if channels > 1 else "L")
+
+
+def _truncated_png() -> bytes:
+    whole = _png(_noise((200, 200)))
+    return whole[: len(whole) // 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("truncated.png", _truncated_png(), "truncated or corrupt"),
+        ("zero.png", b"", "empty (0 bytes)"),
+        ("notes.png", b"hello", "not an image"),
+    ],
+    ids=["truncated-png", "zero-bytes", "not-an-image"],
+)
+def test_a_bad_upload_gives_a_clear_error(
+    app: NewApp, empty_store: Path, name: str, data: bytes, expected: str
+) -> None:
+    at = _profile(_open(app, "profiling"), name, data, "image/png")
+
+    assert not at.exception
+    assert not at.success
+    (error,) = _errors(at)
+    assert error.startswith(f"`{name}` can't be profiled:")
+    assert expected in error
+
+
+def test_a_decompression_bomb_is_refused(
+    app: NewApp, empty_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the tablet has 90,000 pixels
+    at = _profile(_open(app, "profiling"), "huge.tif", TABLET, "image/tiff")
+
+    assert not at.exception
+    assert not at.success
+    (error,) = _errors(at)
+    assert error.startswith("`huge.tif` can't be profiled:")
+    assert "90,000 pixels" in error or "too large" in error
+
+
+def test_a_failed_upload_replaces_the_previous_result(app: NewApp, empty_store: Path) -> None:
+    at = _profile(_open(app, "profiling"), "tablet.tif", TABLET, "image/tiff", runs=1)
+    assert len(at.success) == 1
+
+    _profile(at, "notes.png", b"hello", "image/png")
+
+    assert not at.exception
+    assert not at.success
+    assert [e for e in _errors(at) if "notes.png" in e]
+
+
+def _animated_gif() -> bytes:
+    frames = [Image.new("L", (90, 60), shade) for shade in (0, 128, 255)]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+def _cmyk_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("CMYK", (90, 60), (0, 50, 100, 20)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def _rgba_png() -> bytes:
+    image = _noise((90, 60), "RGBA")
+    image.putalpha(Image.linear_gradient("L").resize((90, 60)))
+    return _png(image)
+
+
+def _palette_png() -> bytes:
+    return _png(_noise((90, 60)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16))
+
+
+def _exif_rotated_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to view
+    out = io.BytesIO()
+    _noise((90, 60)).save(out, format="JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "mime", "source"),
+    [
+        ("animated.gif", _animated_gif(), "image/gif", "90×60"),
+        ("cmyk.jpg", _cmyk_jpeg(), "image/jpeg", "90×60 CMYK"),
+        ("tablet16.tif", TABLET, "image/tiff", "600×150 I;16"),
+        ("alpha.png", _rgba_png(), "image/png", "90×60 RGBA"),
+        ("palette.png", _palette_png(), "image/png", "90×60 P"),
+        ("rotated.jpg", _exif_rotated_jpeg(), "image/jpeg", "60×90 RGB"),  # upright
+    ],
+    ids=["animated-gif", "cmyk-jpeg", "16-bit-tiff", "rgba-png", "palette-png", "exif-rotated"],
+)
+def test_unusual_but_valid_images_are_profiled(
+    app: NewApp, empty_store: Path, name: str, data: bytes, mime: str, source: str
+) -> None:
+    at = _profile(_open(app, "profiling"), name, data, mime, runs=1)
+
+    assert not at.exception
+    assert _errors(at) == []
+    (success,) = at.success
+    assert success.value.startswith(f"`{name}`: {source}")
+    assert "1 run(s)" in success.value
+    assert len(at.dataframe[0].value) == len(PIPELINE_STEPS)
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+def _check_csv(data: bytes) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    assert rows[0] == ["section", "item", "field", "value"]
+    assert all(len(row) == 4 for row in rows)
+    return rows
+
+
+def test_report_downloads_are_parseable_json_and_csv(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]], media: Callable[[str], bytes]
+) -> None:
+    _, summary = populated_store
+    at = _open(app, "reports")
+    assert not at.exception
+
+    buttons = at.get("download_button")
+    assert [b.label for b in buttons] == ["Download JSON", "Download CSV"] * 3
+    payloads = [media(b.proto.url) for b in buttons]
+    daily, session, comparison = (json.loads(payloads[i]) for i in (0, 2, 4))
+    for csv_bytes in payloads[1::2]:
+        _check_csv(csv_bytes)
+
+    assert daily["report_type"] == "daily"
+    assert "pipeline.decode" in daily["operations"]
+    assert session["report_type"] == "session"
+    assert session["session_id"] == summary["session_id"]
+    assert at.selectbox(key="reports_session").value == summary["session_id"]
+    assert comparison["report_type"] == "comparison"
+    daily_rows = _check_csv(payloads[1])
+    assert ["report_type", "", "", "daily"] in daily_rows
+
+    at.toggle(key="reports_raw_ready").set_value(True).run()
+    assert not at.exception
+    raw = [media(b.proto.url) for b in at.get("download_button")][-2:]
+    raw_json = json.loads(raw[0])
+    assert "pipeline.decode" in json.dumps(raw_json)
+    header = next(csv.reader(io.StringIO(raw[1].decode())))
+    assert header == ["metric_name", "timestamp", "value", "unit", "metadata"]

@@ -1,0 +1,154 @@
+"""Fixtures for the real-browser tests: a demo store, ``streamlit run`` over it, and Chromium.
+
+The browser is Debian's ``chromium`` driven through Playwright's Python API with
+``executable_path`` (``playwright install`` is never needed). Without it the tests fail, not
+skip: ``make system-deps`` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TIMEOUT_MS = 30_000
+
+_DEMO = (
+    "import ptpd_calibration.monitoring as m\n"
+    "from ptpd_calibration.monitoring.demo import record_demo_session\n"
+    "record_demo_session(seconds=2, seed=1)\n"
+    "m.flush()\n"
+)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A running ``streamlit run dashboard/app.py`` over a demo store."""
+
+    url: str
+    store: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _child_env(store: Path, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PTPD_MONITORING_")}
+    env["PTPD_MONITORING_STORE_DIR"] = str(store)
+    env["XDG_DATA_HOME"] = str(home / "xdg-data")
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """A demo session recorded by a child process, then the dashboard serving that store."""
+    root = tmp_path_factory.mktemp("e2e-dashboard")
+    store = root / "store"
+    env = _child_env(store, root)
+    demo = subprocess.run(
+        [sys.executable, "-c", _DEMO],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, f"demo session failed:\n{demo.stderr}"
+
+    port = _free_port()
+    log = root / "streamlit.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "dashboard/app.py",
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer /_stcore/health in 60 s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield Dashboard(url, store, log)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+@pytest.fixture(scope="module")
+def chromium_browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright; fails (never skips) when it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run make system-deps (installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium_browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (downloads allowed) and one page in it."""
+    context = chromium_browser.new_context(
+        viewport={"width": 1280, "height": 800}, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield page
+    finally:
+        context.close()
