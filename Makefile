@@ -32,10 +32,17 @@ test: setup system-deps
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e"
 
+# mypy cannot follow setuptools' editable finder, so it checks the packages through a link tree
+# with their installed names (otherwise every cross-package import would be Any).
+TYPECHECK := build/typecheck
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy monitoring dashboard
+	mkdir -p $(TYPECHECK)/ptpd_calibration
+	ln -sfn $(CURDIR)/monitoring $(TYPECHECK)/ptpd_calibration/monitoring
+	ln -sfn $(CURDIR)/dashboard $(TYPECHECK)/ptpd_calibration/dashboard
+	cd $(TYPECHECK) && MYPYPATH=. $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml \
+		-p ptpd_calibration.monitoring -p ptpd_calibration.dashboard
 
 bench: setup
 	$(PY) -m bench

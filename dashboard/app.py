@@ -1,10 +1,11 @@
-"""The ptpd-monitor dashboard: ``streamlit run dashboard/app.py`` (or ``ptpd-monitor dashboard``)."""
+"""The ptpd-monitor dashboard: ``streamlit run dashboard/app.py`` or ``ptpd-monitor dashboard``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
+
 from ptpd_calibration.dashboard.components import sidebar_window, store_in_use
 from ptpd_calibration.monitoring import ResourceMonitor, get_resource_monitor, get_settings
 
@@ -21,17 +22,33 @@ def machine_sampler() -> ResourceMonitor:
 
 def run() -> None:
     """Build the navigation and the sidebar, then run the chosen page."""
-    st.set_page_config(page_title="ptpd-monitor", page_icon="🖨️", layout="wide")
+    st.set_page_config(page_title="ptpd-monitor", page_icon=":material/monitoring:", layout="wide")
     machine_sampler()
     pages = [
-        st.Page(_PAGES / "overview.py", title="Overview", icon="📟", url_path="overview",
-                default=True),
-        st.Page(_PAGES / "latency.py", title="Latency", icon="⏱️", url_path="latency"),
-        st.Page(_PAGES / "profiling.py", title="Image profiling", icon="🖼️",
-                url_path="profiling"),
-        st.Page(_PAGES / "api.py", title="API", icon="🔌", url_path="api"),
-        st.Page(_PAGES / "cache.py", title="Cache", icon="🗃️", url_path="cache"),
-        st.Page(_PAGES / "reports.py", title="Reports", icon="📄", url_path="reports"),
+        st.Page(
+            _PAGES / "overview.py",
+            title="Overview",
+            icon=":material/speed:",
+            url_path="overview",
+            default=True,
+        ),
+        st.Page(
+            _PAGES / "latency.py", title="Latency", icon=":material/timer:", url_path="latency"
+        ),
+        st.Page(
+            _PAGES / "profiling.py",
+            title="Image profiling",
+            icon=":material/image:",
+            url_path="profiling",
+        ),
+        st.Page(_PAGES / "api.py", title="API", icon=":material/api:", url_path="api"),
+        st.Page(_PAGES / "cache.py", title="Cache", icon=":material/cached:", url_path="cache"),
+        st.Page(
+            _PAGES / "reports.py",
+            title="Reports",
+            icon=":material/description:",
+            url_path="reports",
+        ),
     ]
     navigation = st.navigation(pages)
     st.sidebar.caption("Platinum/palladium print-calibration monitor")
@@ -39,7 +56,9 @@ def run() -> None:
     store = store_in_use()
     st.sidebar.caption(f"Store: `{store.directory}`")
     if not get_settings().STORE_ENABLED:
-        st.sidebar.warning("PTPD_MONITORING_STORE_ENABLED is off: the app's processes don't publish.")
+        st.sidebar.warning(
+            "PTPD_MONITORING_STORE_ENABLED is off: the app's processes don't publish."
+        )
     navigation.run()
 
 

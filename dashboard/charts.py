@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
+
 from ptpd_calibration.monitoring.resources import classify
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
 
 PERCENTILE_COLUMNS = ("p50", "p90", "p95", "p99")
 _SEVERITY_COLOURS = {None: "#4c9a6a", "warning": "#d9a441", "critical": "#c8553d"}
-_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "template": "plotly_white"}
+_LAYOUT = {"margin": {"l": 30, "r": 30, "t": 40, "b": 10}, "template": "plotly_white"}
 
 
 def gauge(title: str, value: float | None, threshold: float, *, suffix: str = "%") -> go.Figure:
@@ -78,7 +79,10 @@ def percentile_lines(buckets: pd.DataFrame, unit: str = "ms") -> go.Figure:
                 )
             )
     figure.update_layout(
-        height=380, yaxis_title=unit, legend={"orientation": "h"}, title="Percentiles over time",
+        height=380,
+        yaxis_title=unit,
+        legend={"orientation": "h"},
+        title="Percentiles over time",
         **_LAYOUT,
     )
     return figure
@@ -90,8 +94,12 @@ def distribution(samples: pd.DataFrame, value_column: str = "value", unit: str =
     for operation, group in samples.groupby("operation", sort=True):
         figure.add_trace(go.Histogram(x=group[value_column], name=str(operation), opacity=0.6))
     figure.update_layout(
-        barmode="overlay", height=320, xaxis_title=unit, yaxis_title="samples",
-        title="Distribution", **_LAYOUT,
+        barmode="overlay",
+        height=320,
+        xaxis_title=unit,
+        yaxis_title="samples",
+        title="Distribution",
+        **_LAYOUT,
     )
     return figure
 
@@ -115,24 +123,36 @@ def bottleneck_bar(ranking: Sequence[dict[str, object]]) -> go.Figure:
         )
     )
     figure.update_layout(
-        height=max(220, 40 * len(rows) + 80), xaxis_title="share of total time (%)",
-        title="Bottlenecks (label: p90/median slowdown; amber: unstable)", **_LAYOUT,
+        height=max(220, 40 * len(rows) + 80),
+        xaxis_title="share of total time (%)",
+        title="Bottlenecks (label: p90/median slowdown; amber: unstable)",
+        **_LAYOUT,
     )
     return figure
 
 
-def rate_lines(frame: pd.DataFrame, x: str, y: str, series: str, title: str, unit: str) -> go.Figure:
+def rate_lines(
+    frame: pd.DataFrame, x: str, y: str, series: str, title: str, unit: str
+) -> go.Figure:
     """One line per ``series`` value: the shape of latency, error rate and hit rate charts."""
     figure = go.Figure()
     for name, group in frame.groupby(series, sort=True):
         figure.add_trace(go.Scatter(x=group[x], y=group[y], mode="lines+markers", name=str(name)))
-    figure.update_layout(height=320, yaxis_title=unit, title=title, legend={"orientation": "h"}, **_LAYOUT)
+    figure.update_layout(
+        height=320, yaxis_title=unit, title=title, legend={"orientation": "h"}, **_LAYOUT
+    )
     return figure
 
 
 def cache_hit_rate_lines(frame: pd.DataFrame) -> go.Figure:
     """Hit rate (%) over time per cache, from bucketed snapshots."""
-    figure = rate_lines(frame.assign(hit_pct=frame["hit_rate"] * 100), "bucket", "hit_pct", "cache",
-                        "Hit rate over time", "%")
+    figure = rate_lines(
+        frame.assign(hit_pct=frame["hit_rate"] * 100),
+        "bucket",
+        "hit_pct",
+        "cache",
+        "Hit rate over time",
+        "%",
+    )
     figure.update_yaxes(range=[0, 100])
     return figure

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, time
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
 from ptpd_calibration.monitoring import StoreError, get_store
 from ptpd_calibration.monitoring.store import SampleStore
 
@@ -20,7 +22,14 @@ from .data import (
     preset_window,
 )
 
-__all__ = ["current_window", "empty_state", "guarded", "sidebar_window", "store_in_use"]
+__all__ = [
+    "current_window",
+    "empty_state",
+    "guarded",
+    "progress_callback",
+    "sidebar_window",
+    "store_in_use",
+]
 
 logger = logging.getLogger(__name__)
 _WINDOW_KEY = "window_label"
@@ -35,7 +44,10 @@ def store_in_use() -> SampleStore:
 def sidebar_window() -> None:
     """The window picker in the sidebar; pages read the choice with ``current_window()``."""
     st.sidebar.selectbox(
-        "Time window", [*PRESET_WINDOWS, _CUSTOM], index=1, key=_WINDOW_KEY,
+        "Time window",
+        [*PRESET_WINDOWS, _CUSTOM],
+        index=1,
+        key=_WINDOW_KEY,
         help="What every chart and table covers",
     )
     if st.session_state.get(_WINDOW_KEY) == _CUSTOM:
@@ -74,6 +86,15 @@ def guarded(what: str) -> Iterator[None]:
         st.error(f"Could not show {what}: {type(exc).__name__}: {exc}")
 
 
+def progress_callback(bar: DeltaGenerator, text: str) -> Callable[[float], None]:
+    """Feed a fraction done (0.0-1.0) to ``st.progress`` as a percentage."""
+
+    def update(fraction: float) -> None:
+        bar.progress(int(fraction * 100), text=text)
+
+    return update
+
+
 def empty_state(store: SampleStore, key_prefix: str) -> bool:
     """When the store has no samples, say how to get some and offer demo data; True if empty."""
     if has_metrics(store):
@@ -87,15 +108,12 @@ def empty_state(store: SampleStore, key_prefix: str) -> bool:
         from ptpd_calibration.monitoring.demo import record_demo_session
 
         bar = st.progress(0, text="Recording a demo calibration session…")
-        summary = record_demo_session(
-            seconds=4.0, progress=lambda f: bar.progress(int(f * 100), text="Recording…")
-        )
+        summary = record_demo_session(seconds=4.0, progress=progress_callback(bar, "Recording…"))
         st.cache_data.clear()
         cached_monitor.clear()
         cached_api_tracker.clear()
         st.success(
-            f"Recorded {summary['pipeline_runs']} pipeline runs and {summary['requests']} "
-            "requests."
+            f"Recorded {summary['pipeline_runs']} pipeline runs and {summary['requests']} requests."
         )
         st.rerun()
     return True

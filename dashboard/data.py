@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
+
 from ptpd_calibration.monitoring import get_store
 from ptpd_calibration.monitoring.api import APIPerformanceTracker
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
@@ -88,7 +89,8 @@ def bucket_seconds(window_s: float, target_buckets: int = 60) -> int:
 
 
 def _bucketed(frame: pd.DataFrame, width_s: int) -> pd.Series:
-    return frame["timestamp"].dt.floor(f"{width_s}s")
+    bucketed: pd.Series = frame["timestamp"].dt.floor(f"{width_s}s")
+    return bucketed
 
 
 def percentile_buckets(samples: pd.DataFrame, width_s: int, scale: float = 1000.0) -> pd.DataFrame:
@@ -103,8 +105,9 @@ def percentile_buckets(samples: pd.DataFrame, width_s: int, scale: float = 1000.
     grouped = samples.assign(bucket=_bucketed(samples, width_s)).groupby(["operation", "bucket"])
     for (operation, bucket), group in grouped:
         values = group["value"].to_numpy(dtype=np.float64) * scale
-        rows.append({"bucket": bucket, "operation": operation, "count": len(values),
-                     **percentiles(values)})
+        rows.append(
+            {"bucket": bucket, "operation": operation, "count": len(values), **percentiles(values)}
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -117,13 +120,15 @@ def api_buckets(requests: pd.DataFrame, width_s: int) -> pd.DataFrame:
     grouped = requests.assign(bucket=_bucketed(requests, width_s)).groupby(["endpoint", "bucket"])
     for (endpoint, bucket), group in grouped:
         durations = group["duration_ms"].to_numpy(dtype=np.float64)
-        rows.append({
-            "bucket": bucket,
-            "endpoint": endpoint,
-            "requests": len(group),
-            "p95_ms": percentiles(durations, [95])["p95"],
-            "error_rate": float((group["status_code"] >= 400).mean()),
-        })
+        rows.append(
+            {
+                "bucket": bucket,
+                "endpoint": endpoint,
+                "requests": len(group),
+                "p95_ms": percentiles(durations, [95])["p95"],
+                "error_rate": float((group["status_code"] >= 400).mean()),
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -133,21 +138,37 @@ def _newest_per_process(snapshots: pd.DataFrame) -> pd.DataFrame:
 
 def cache_totals(snapshots: pd.DataFrame) -> pd.DataFrame:
     """Per cache: the newest counters of each process, summed, and the hit rate they give."""
-    columns = ["cache", "hits", "misses", "evictions", "expirations", "size", "max_size",
-               "hit_rate", "processes"]
+    columns = [
+        "cache",
+        "hits",
+        "misses",
+        "evictions",
+        "expirations",
+        "size",
+        "max_size",
+        "hit_rate",
+        "processes",
+    ]
     if snapshots.empty or "cache" not in snapshots:
         return pd.DataFrame(columns=columns)
     newest = _newest_per_process(snapshots)
     totals = newest.groupby("cache", as_index=False).agg(
-        hits=("hits", "sum"), misses=("misses", "sum"), evictions=("evictions", "sum"),
-        expirations=("expirations", "sum"), size=("size", "sum"), max_size=("max_size", "sum"),
+        hits=("hits", "sum"),
+        misses=("misses", "sum"),
+        evictions=("evictions", "sum"),
+        expirations=("expirations", "sum"),
+        size=("size", "sum"),
+        max_size=("max_size", "sum"),
         processes=("pid", "nunique"),
     )
     if "backend" in newest:
         # A disk cache is one folder shared by its processes: each reports the same entries.
         shared = newest[newest["backend"] == "disk"].groupby("cache")[["size", "max_size"]].max()
         for name, row in shared.iterrows():
-            totals.loc[totals["cache"] == name, ["size", "max_size"]] = [row["size"], row["max_size"]]
+            totals.loc[totals["cache"] == name, ["size", "max_size"]] = [
+                row["size"],
+                row["max_size"],
+            ]
     lookups = totals["hits"] + totals["misses"]
     totals["hit_rate"] = np.where(lookups > 0, totals["hits"] / lookups.where(lookups > 0, 1), 0.0)
     return totals[columns]
@@ -159,7 +180,9 @@ def cache_buckets(snapshots: pd.DataFrame, width_s: int) -> pd.DataFrame:
     if snapshots.empty or "cache" not in snapshots:
         return pd.DataFrame(columns=columns)
     frame = snapshots.assign(bucket=_bucketed(snapshots, width_s))
-    newest = frame.sort_values("timestamp").groupby(["cache", "pid", "bucket"], as_index=False).last()
+    newest = (
+        frame.sort_values("timestamp").groupby(["cache", "pid", "bucket"], as_index=False).last()
+    )
     summed = newest.groupby(["cache", "bucket"], as_index=False)[["hits", "misses"]].sum()
     lookups = summed["hits"] + summed["misses"]
     summed["hit_rate"] = np.where(lookups > 0, summed["hits"] / lookups.where(lookups > 0, 1), 0.0)
@@ -193,11 +216,20 @@ def alert_history(
             if duration < min_duration_s:
                 continue
             peak = float(run_rows[column].max())
-            rows.append({"resource": resource, "start": start, "end": end,
-                         "duration_s": duration, "peak": peak, "threshold": threshold,
-                         "severity": classify(peak, threshold)})
-    return pd.DataFrame(rows, columns=columns).sort_values("start", ascending=False,
-                                                           ignore_index=True)
+            rows.append(
+                {
+                    "resource": resource,
+                    "start": start,
+                    "end": end,
+                    "duration_s": duration,
+                    "peak": peak,
+                    "threshold": threshold,
+                    "severity": classify(peak, threshold),
+                }
+            )
+    return pd.DataFrame(rows, columns=columns).sort_values(
+        "start", ascending=False, ignore_index=True
+    )
 
 
 def session_ids(monitor: PerformanceMonitor) -> list[str]:
@@ -227,6 +259,7 @@ def headline(store: SampleStore, window: Window) -> dict[str, Any]:
 
 
 # -- cached readers: keyed by store folder and window, bounded, refreshed every REFRESH_S ------
+
 
 def _store(directory: str) -> SampleStore:
     default = get_store()

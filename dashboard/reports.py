@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 import streamlit as st
+
 from ptpd_calibration.monitoring.report import PerformanceReport
 
 from .data import _store
@@ -17,7 +18,9 @@ def _reporter(directory: str) -> PerformanceReport:
     return PerformanceReport(store.load_monitor(), store.load_api_tracker())
 
 
-def _both(reporter: PerformanceReport, report: dict[str, object]) -> tuple[dict[str, object], bytes, bytes]:
+def _both(
+    reporter: PerformanceReport, report: dict[str, object]
+) -> tuple[dict[str, object], bytes, bytes]:
     return (
         report,
         reporter.export_report(report, "json").encode(),
@@ -26,8 +29,10 @@ def _both(reporter: PerformanceReport, report: dict[str, object]) -> tuple[dict[
 
 
 def _day_bounds(start: date, end: date) -> tuple[float, float]:
-    return (datetime.combine(start, time.min).astimezone().timestamp(),
-            datetime.combine(end, time.max).astimezone().timestamp())
+    return (
+        datetime.combine(start, time.min).astimezone().timestamp(),
+        datetime.combine(end, time.max).astimezone().timestamp(),
+    )
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner="Building the report…")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from ptpd_calibration.monitoring import get_profiler
 from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS, PipelineResult, run_pipeline
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
@@ -45,13 +46,15 @@ def _step_table(profiles: list[dict[str, Any]]) -> pd.DataFrame:
         if runs.empty:
             continue
         speeds = runs["megapixels_per_s"].dropna()
-        rows.append({
-            "step": operation.removeprefix("pipeline."),
-            "wall ms": 1000 * float(np.median(runs["wall_time_s"])),
-            "CPU ms": 1000 * float(np.median(runs["cpu_time_s"])),
-            "peak memory MB": float(runs["peak_memory_mb"].max()),
-            "megapixels/s": float(np.median(speeds)) if len(speeds) else None,
-        })
+        rows.append(
+            {
+                "step": operation.removeprefix("pipeline."),
+                "wall ms": 1000 * float(np.median(runs["wall_time_s"])),
+                "CPU ms": 1000 * float(np.median(runs["cpu_time_s"])),
+                "peak memory MB": float(runs["peak_memory_mb"].max()),
+                "megapixels/s": float(np.median(speeds)) if len(speeds) else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -76,8 +79,9 @@ def profile_upload(
     result: PipelineResult | None = None
     try:
         for done in range(1, runs + 1):
-            result = run_pipeline(data, long_edge_px=long_edge_px, gamma=gamma,
-                                  profile=local.profile_operation)
+            result = run_pipeline(
+                data, long_edge_px=long_edge_px, gamma=gamma, profile=local.profile_operation
+            )
             if progress is not None:
                 progress(done / runs)
     except Exception:

@@ -19,9 +19,9 @@ from ._flusher import FLUSHER
 from .api import APIPerformanceTracker
 from .asgi import MonitoringMiddleware
 from .cache import CacheManager
+from .decorators import profiled, timed
 from .models import APIMetric, CacheStats, GPUUsage, PerformanceMetric, ResourceUsage
 from .monitor import PerformanceMonitor
-from .decorators import profiled, timed
 from .profiler import ImageProcessingProfiler
 from .report import PerformanceReport
 from .resources import ResourceMonitor

@@ -220,7 +220,7 @@ class APIPerformanceTracker:
 
     def get_response_times(self, endpoint: str, time_range: TimeRange = None) -> list[float]:
         """Every recorded duration of ``endpoint`` in milliseconds, oldest first per method."""
-        return self._columns(endpoint, time_range)[1].tolist()
+        return [float(v) for v in self._columns(endpoint, time_range)[1]]
 
     def get_requests(
         self, endpoint: str | None = None, time_range: TimeRange = None

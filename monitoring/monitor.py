@@ -290,7 +290,7 @@ class PerformanceMonitor:
                 value=float(values[i]),
                 unit=series.unit,
                 timestamp=datetime.fromtimestamp(float(timestamps[i]), UTC),
-                metadata=meta.get(i, {}),
+                metadata=meta.get(int(i), {}),
             )
             for i in np.flatnonzero((timestamps >= lo) & (timestamps <= hi))
         ]

@@ -222,14 +222,14 @@ class ImageProcessingProfiler:
         from its median time as if each image were the size the timings were taken at.
         """
         total_pixels = sum(_pixels(size) or 0 for size in image_sizes)
-        rates = [
-            p["pixels"] / p["wall_time_s"]
+        rates: list[float] = [
+            float(p["pixels"]) / float(p["wall_time_s"])
             for p in self.get_profiles(operation)
             if p["success"] and p["pixels"] and p["wall_time_s"] > 0
         ]
         if rates:
             rates.sort()
-            return total_pixels / rates[len(rates) // 2]
+            return float(total_pixels / rates[len(rates) // 2])
         median = self.monitor.get_statistics(operation).get("median")
         return float(median) * len(image_sizes) if median is not None else None
 
@@ -262,15 +262,17 @@ class ImageProcessingProfiler:
         operations: Sequence[str] | None = None,
         unstable_factor: float = 1.5,
         time_range: TimeRange = None,
+        min_samples: int = 5,
     ) -> list[dict[str, Any]]:
         """Operations ranked by the total time they took, worst first.
 
         Each entry: operation, count, median_time, p90_time, mean_time, total_time,
         share_of_total (of the operations ranked), slowdown_factor (p90 over median: how much
-        slower a bad run is than a typical one) and unstable (slowdown_factor ≥ unstable_factor).
+        slower a bad run is than a typical one) and unstable (slowdown_factor ≥ unstable_factor,
+        judged only from ``min_samples`` runs on: with fewer, p90 is just the slowest run).
         """
         names = list(operations) if operations is not None else self.monitor.get_operation_names()
-        ranked = []
+        ranked: list[dict[str, Any]] = []
         for name in names:
             stats = self.monitor.get_statistics(name, time_range)
             if not stats["count"] or stats.get("unit") != "seconds":
@@ -286,7 +288,7 @@ class ImageProcessingProfiler:
                     "mean_time": float(stats["mean"]),
                     "total_time": float(stats["mean"]) * int(stats["count"]),
                     "slowdown_factor": slowdown,
-                    "unstable": slowdown >= unstable_factor,
+                    "unstable": int(stats["count"]) >= min_samples and slowdown >= unstable_factor,
                 }
             )
         grand_total = sum(entry["total_time"] for entry in ranked)

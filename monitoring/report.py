@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -166,7 +165,7 @@ class PerformanceReport:
         lo1, hi1 = window(period1)
         lo2, hi2 = window(period2)
         names = sorted(set(self._operations((lo1, hi1))) | set(self._operations((lo2, hi2))))
-        operations = {}
+        operations: dict[str, Any] = {}
         for name in names:
             first = self.monitor.get_statistics(name, (lo1, hi1))
             second = self.monitor.get_statistics(name, (lo2, hi2))

@@ -283,9 +283,9 @@ class SampleStore:
             rows = sorted(item.rows, key=lambda row: float(row["ts"]))
             stamps = np.array([float(row["ts"]) for row in rows])
             for part in _split_by_span(stamps):
-                piece = rows[part]
-                if piece:
-                    text = json.dumps(piece, separators=(",", ":"), default=str)
+                chunk = rows[part]
+                if chunk:
+                    text = json.dumps(chunk, separators=(",", ":"), default=str)
                     yield self._key(item.kind, item.series, float(stamps[part.start])), text
             return
         item = _in_time_order(item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
 from ptpd_calibration.dashboard.data import REFRESH_S, alert_history, cached_resources, headline
@@ -18,7 +19,7 @@ def live_panel() -> None:
     """Gauges and alerts of this machine, rerun every few seconds without reloading the page."""
     monitor = get_resource_monitor()
     usage = monitor.check_resources()
-    gauges = [
+    gauges: list[tuple[str, float | None, float]] = [
         ("CPU", usage.cpu_percent, monitor.cpu_threshold),
         ("Memory", usage.memory_percent, monitor.memory_threshold),
         ("Disk", usage.disk_percent, monitor.disk_threshold),
@@ -40,19 +41,29 @@ def live_panel() -> None:
     now = time.time()
     with guarded("the recent resource lines"):
         try:
-            recent = cached_resources(str(store.directory), now - _SPARK_S - now % REFRESH_S,
-                                      now - now % REFRESH_S + REFRESH_S)
+            recent = cached_resources(
+                str(store.directory),
+                now - _SPARK_S - now % REFRESH_S,
+                now - now % REFRESH_S + REFRESH_S,
+            )
         except StoreError:
             return  # the page's own section below shows the store banner, once
         if not recent.empty:
             lines = st.columns(3)
             for column, (field, title) in zip(
-                lines, [("cpu_percent", "CPU %"), ("memory_percent", "Memory %"),
-                        ("disk_percent", "Disk %")], strict=True
+                lines,
+                [
+                    ("cpu_percent", "CPU %"),
+                    ("memory_percent", "Memory %"),
+                    ("disk_percent", "Disk %"),
+                ],
+                strict=True,
             ):
                 if field in recent:
-                    column.plotly_chart(charts.sparkline(recent, field, f"{title}, last 10 min"),
-                                        key=f"overview_spark_{field}")
+                    column.plotly_chart(
+                        charts.sparkline(recent, field, f"{title}, last 10 min"),
+                        key=f"overview_spark_{field}",
+                    )
 
 
 st.title("Overview")
@@ -77,8 +88,11 @@ with guarded("the overview"):
     st.subheader("Alert history")
     history = alert_history(
         cached_resources(str(store.directory), window.since, window.until),
-        {"cpu": monitor.cpu_threshold, "memory": monitor.memory_threshold,
-         "disk": monitor.disk_threshold},
+        {
+            "cpu": monitor.cpu_threshold,
+            "memory": monitor.memory_threshold,
+            "disk": monitor.disk_threshold,
+        },
     )
     if history.empty:
         st.caption("No threshold crossing of 30 s or more in this window.")

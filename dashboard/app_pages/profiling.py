@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import streamlit as st
+
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import (
     current_window,
     empty_state,
     guarded,
+    progress_callback,
     store_in_use,
 )
 from ptpd_calibration.dashboard.data import cached_monitor
@@ -39,8 +41,12 @@ if upload is not None and st.button("Profile", type="primary", key="profiling_ru
     bar = st.progress(0, text="Profiling…")
     try:
         outcome = profile_upload(
-            data, runs=runs, long_edge_px=PRINT_SIZES[size_label], gamma=gamma,
-            batch_size=int(batch), progress=lambda f: bar.progress(int(f * 100), text="Profiling…"),
+            data,
+            runs=runs,
+            long_edge_px=PRINT_SIZES[size_label],
+            gamma=gamma,
+            batch_size=int(batch),
+            progress=progress_callback(bar, "Profiling…"),
         )
     except ImageInputError as exc:
         st.session_state.pop("profiling_outcome", None)
@@ -69,15 +75,20 @@ if stored is not None:
     st.subheader("Bottleneck ranking")
     st.plotly_chart(charts.bottleneck_bar(outcome.ranking), key="profiling_ranking")
     if outcome.batch_estimate_s is not None:
-        st.metric(f"Estimated time for a batch of {int(batch)} such images",
-                  f"{outcome.batch_estimate_s:.1f} s")
+        st.metric(
+            f"Estimated time for a batch of {int(batch)} such images",
+            f"{outcome.batch_estimate_s:.1f} s",
+        )
     preview, facts = st.columns([2, 1])
     preview.image(preview_png(result.negative), caption="The negative (preview)")
     facts.write("Zone histogram of the print")
     facts.bar_chart(result.histogram)
     facts.download_button(
-        "Download the negative (16-bit TIFF)", result.negative_tiff,
-        file_name=f"negative-{digest}.tif", mime="image/tiff", key="profiling_download",
+        "Download the negative (16-bit TIFF)",
+        result.negative_tiff,
+        file_name=f"negative-{digest}.tif",
+        mime="image/tiff",
+        key="profiling_download",
     )
 
 st.divider()

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import streamlit as st
+
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
 from ptpd_calibration.dashboard.data import cached_monitor, session_ids
 from ptpd_calibration.dashboard.reports import (
@@ -19,10 +20,16 @@ from ptpd_calibration.dashboard.reports import (
 def downloads(stem: str, json_bytes: bytes, csv_bytes: bytes, key: str) -> None:
     """Two download buttons for one report."""
     left, right = st.columns(2)
-    left.download_button("Download JSON", json_bytes, file_name=f"{stem}.json",
-                         mime="application/json", key=f"{key}_json")
-    right.download_button("Download CSV", csv_bytes, file_name=f"{stem}.csv", mime="text/csv",
-                          key=f"{key}_csv")
+    left.download_button(
+        "Download JSON",
+        json_bytes,
+        file_name=f"{stem}.json",
+        mime="application/json",
+        key=f"{key}_json",
+    )
+    right.download_button(
+        "Download CSV", csv_bytes, file_name=f"{stem}.csv", mime="text/csv", key=f"{key}_csv"
+    )
 
 
 def operations_table(report: dict[str, object]) -> None:
@@ -40,7 +47,9 @@ store = store_in_use()
 directory = str(store.directory)
 with guarded("the reports"):
     if not empty_state(store, "reports"):
-        daily, session, compare, raw = st.tabs(["Daily", "Session", "Compare periods", "Raw metrics"])
+        daily, session, compare, raw = st.tabs(
+            ["Daily", "Session", "Compare periods", "Raw metrics"]
+        )
         with daily:
             day = st.date_input("Day", value=date.today(), key="reports_day")
             report, as_json, as_csv = daily_report(directory, day)
@@ -59,24 +68,33 @@ with guarded("the reports"):
         with compare:
             today = date.today()
             left, right = st.columns(2)
-            first = left.date_input("First period", value=(today - timedelta(days=1),) * 2,
-                                    key="reports_first")
+            first = left.date_input(
+                "First period", value=(today - timedelta(days=1),) * 2, key="reports_first"
+            )
             second = right.date_input("Second period", value=(today, today), key="reports_second")
             if len(first) == 2 and len(second) == 2:
-                report, as_json, as_csv = comparison_report(directory, tuple(first), tuple(second))
+                report, as_json, as_csv = comparison_report(
+                    directory, (first[0], first[1]), (second[0], second[1])
+                )
+                compared = report["operations"]
+                assert isinstance(compared, dict)
                 rows = [
-                    {"operation": name, "first mean": op["period1"]["mean"],
-                     "second mean": op["period2"]["mean"],
-                     "change %": (op["change"] or {}).get("percentage"),
-                     "direction": (op["change"] or {}).get("direction", "–")}
-                    for name, op in report["operations"].items()
+                    {
+                        "operation": name,
+                        "first mean": op["period1"]["mean"],
+                        "second mean": op["period2"]["mean"],
+                        "change %": (op["change"] or {}).get("percentage"),
+                        "direction": (op["change"] or {}).get("direction", "–"),
+                    }
+                    for name, op in compared.items()
                 ]
                 if rows:
                     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
                 else:
                     st.caption("Neither period has samples.")
-                downloads(f"ptpd-compare-{first[0]}-{second[1]}", as_json, as_csv,
-                          "reports_compare")
+                downloads(
+                    f"ptpd-compare-{first[0]}-{second[1]}", as_json, as_csv, "reports_compare"
+                )
             else:
                 st.caption("Pick a start and an end for both periods.")
         with raw:

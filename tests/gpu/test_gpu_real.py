@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+
 from ptpd_calibration.monitoring import _nvml
 from ptpd_calibration.monitoring.models import GPUUsage
 from ptpd_calibration.monitoring.resources import ResourceMonitor

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image, features
+
 from ptpd_calibration.monitoring import imaging
 from ptpd_calibration.monitoring.imaging import (
     PIPELINE_STEPS,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from ptpd_calibration.monitoring import _nvml
 
 _MIB = 1024 * 1024

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ptpd_calibration.monitoring import _nvml, resources
 from ptpd_calibration.monitoring.models import GPUUsage, ResourceUsage
 from ptpd_calibration.monitoring.resources import (
