@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import threading
 from datetime import UTC, datetime
 from time import perf_counter, time
 from types import TracebackType
@@ -13,12 +12,11 @@ from typing import Any
 import numpy as np
 
 from . import stats as _stats
-from ._flusher import FLUSHER, flush_sources
+from ._publisher import SeriesPublisher
 from ._series import SeriesBuffer
 from .models import APIMetric
 from .monitor import TimeRange, check_name, window
-from .settings import get_settings
-from .store import API, ColumnBatch, SampleStore, SeriesData
+from .store import API
 
 __all__ = ["APIPerformanceTracker", "RequestTimer"]
 
@@ -82,7 +80,7 @@ class RequestTimer:
         self.__exit__(exc_type, exc, tb)
 
 
-class APIPerformanceTracker:
+class APIPerformanceTracker(SeriesPublisher):
     """Requests per endpoint and method: durations, status codes and errors.
 
     >>> tracker = APIPerformanceTracker()
@@ -95,23 +93,8 @@ class APIPerformanceTracker:
     memory; ``get_api_tracker()`` also publishes them to the sample store.
     """
 
-    def __init__(self, max_history: int | None = None, *, store: SampleStore | None = None) -> None:
-        settings = get_settings()
-        history = settings.MAX_HISTORY if max_history is None else max_history
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"max_history must be a positive integer, got {max_history!r}")
-        self.max_history = history
-        self._series: dict[str, SeriesBuffer] = {}
-        self._lock = threading.Lock()
-        self._read_only = False
-        self._store = store
-        if store is not None:
-            FLUSHER.register(self, settings.FLUSH_INTERVAL_S)
-
-    @property
-    def store(self) -> SampleStore | None:
-        """Where requests are published, or None for an in-memory tracker."""
-        return self._store
+    KIND = API
+    WIDTH = 3
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -298,32 +281,6 @@ class APIPerformanceTracker:
             for series in self._series.values():
                 series.clear()
             self._series.clear()
-
-    def pending_batches(self) -> list[ColumnBatch]:
-        """New requests for the store (the flusher calls this)."""
-        batches = []
-        for key, series in list(self._series.items()):
-            taken = series.take_unflushed()
-            if taken is not None:
-                columns, meta = taken
-                batches.append(ColumnBatch(API, key, tuple(columns), "ms", meta or None))
-        return batches
-
-    def flush(self) -> None:
-        """Write pending requests to the store now (a no-op for an in-memory tracker)."""
-        if self._store is not None:
-            flush_sources([self])
-
-    @classmethod
-    def _from_store(cls, data: dict[str, SeriesData]) -> APIPerformanceTracker:
-        tracker = cls(max_history=1)
-        for key, series_data in data.items():
-            if series_data.size:
-                series = SeriesBuffer(3, 1, unit="ms")
-                series.load(series_data.columns, series_data.meta)
-                tracker._series[key] = series
-        tracker._read_only = True
-        return tracker
 
 
 def _request_stats(duration_ms: np.ndarray, status: np.ndarray) -> dict[str, Any]:

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 
 from . import stats as _stats
-from ._flusher import FLUSHER, flush_sources
+from ._publisher import SeriesPublisher
 from ._series import NO_META, SeriesBuffer
 from .models import PerformanceMetric
-from .settings import get_settings
-from .store import METRIC, ColumnBatch, SampleStore, SeriesData, to_epoch
+from .store import METRIC, SampleStore, to_epoch
 
 __all__ = ["PerformanceMonitor", "TimeRange", "Timer", "write_text_atomically"]
 
@@ -131,7 +130,7 @@ class Timer:
         series.add((time(), elapsed), metadata)
 
 
-class PerformanceMonitor:
+class PerformanceMonitor(SeriesPublisher):
     """Timings and other values of named operations, with exact percentiles.
 
     >>> monitor = PerformanceMonitor(max_history=5000)
@@ -144,27 +143,15 @@ class PerformanceMonitor:
     ``get_monitor()``) to publish them to the sample store for the dashboard.
     """
 
+    KIND = METRIC
+    WIDTH = 2
+
     def __init__(self, max_history: int | None = None, *, store: SampleStore | None = None) -> None:
-        settings = get_settings()
-        history = settings.MAX_HISTORY if max_history is None else max_history
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"max_history must be a positive integer, got {max_history!r}")
-        self.max_history = history
-        self._series: dict[str, SeriesBuffer] = {}
-        self._lock = threading.Lock()
+        super().__init__(max_history, store=store)
         self._running: dict[tuple[str, int], float] = {}
-        self._read_only = False
-        self._store = store
-        if store is not None:
-            FLUSHER.register(self, settings.FLUSH_INTERVAL_S)
 
     def __repr__(self) -> str:
         return f"PerformanceMonitor(operations={len(self._series)}, store={self._store!r})"
-
-    @property
-    def store(self) -> SampleStore | None:
-        """Where samples are published, or None for an in-memory monitor."""
-        return self._store
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -412,34 +399,3 @@ class PerformanceMonitor:
                 series = self._series.pop(target, None)
                 if series is not None:
                     series.clear()
-
-    def pending_batches(self) -> list[ColumnBatch]:
-        """New samples for the store (the flusher calls this)."""
-        batches = []
-        for name, series in list(self._series.items()):
-            taken = series.take_unflushed()
-            if taken is not None:
-                columns, meta = taken
-                batches.append(ColumnBatch(METRIC, name, tuple(columns), series.unit, meta or None))
-        return batches
-
-    @property
-    def dropped_samples(self) -> int:
-        """Samples never written because the store stayed away past the pending bound."""
-        return sum(series.dropped for series in list(self._series.values()))
-
-    def flush(self) -> None:
-        """Write pending samples to the store now (a no-op for an in-memory monitor)."""
-        if self._store is not None:
-            flush_sources([self])
-
-    @classmethod
-    def _from_store(cls, data: dict[str, SeriesData]) -> PerformanceMonitor:
-        monitor = cls(max_history=1)
-        for name, series_data in data.items():
-            if series_data.size:
-                series = SeriesBuffer(2, 1, unit=series_data.unit)
-                series.load(series_data.columns, series_data.meta)
-                monitor._series[name] = series
-        monitor._read_only = True
-        return monitor

@@ -14,6 +14,7 @@ import pytest
 
 from ptpd_calibration.monitoring import api as api_module
 from ptpd_calibration.monitoring import monitor as monitor_module
+from ptpd_calibration.monitoring._flusher import FLUSHER
 from ptpd_calibration.monitoring.api import APIPerformanceTracker, RequestTimer
 from ptpd_calibration.monitoring.models import APIMetric
 from ptpd_calibration.monitoring.settings import get_settings
@@ -71,7 +72,7 @@ def tracker() -> APIPerformanceTracker:
 
 @pytest.fixture
 def no_background_flush(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api_module.FLUSHER, "register", lambda *args, **kwargs: None)
+    monkeypatch.setattr(FLUSHER, "register", lambda *args, **kwargs: None)
 
 
 def _ms(durations_s: list[float]) -> np.ndarray:

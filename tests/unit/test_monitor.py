@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from ptpd_calibration.monitoring import monitor as monitor_module
+from ptpd_calibration.monitoring._flusher import FLUSHER
 from ptpd_calibration.monitoring.models import PerformanceMetric
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor, Timer, window
 from ptpd_calibration.monitoring.settings import get_settings
@@ -57,7 +58,7 @@ def monitor() -> PerformanceMonitor:
 @pytest.fixture
 def no_background_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the process-wide flusher thread away, so only explicit flush() calls write."""
-    monkeypatch.setattr(monitor_module.FLUSHER, "register", lambda *args, **kwargs: None)
+    monkeypatch.setattr(FLUSHER, "register", lambda *args, **kwargs: None)
 
 
 def _record_at(
