@@ -71,7 +71,7 @@ for page in {pages!r}[1:]:
     at.session_state["window_label"] = "7 d"
     start = time.perf_counter(); at.switch_page(f"app_pages/{{page}}.py").run()
     first[page] = time.perf_counter() - start
-at.session_state["window_label"] = "7 d"
+at.session_state["window_label"] = "15 min"
 at.switch_page("app_pages/overview.py").run()
 refresh = []
 for _ in range(10):
@@ -110,7 +110,7 @@ def run() -> list[Row]:
         )
     rows.append(
         Row(
-            "rerun of the overview (live refresh), server time",
+            "rerun of the overview, 15 min window (the live refresh is a part of it)",
             float(refresh) * 1000,
             "ms",
             goal="≤ 150 ms",

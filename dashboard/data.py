@@ -44,6 +44,7 @@ __all__ = [
     "headline",
     "percentile_buckets",
     "preset_window",
+    "refresh_seconds",
     "session_ids",
 ]
 
@@ -71,13 +72,22 @@ class Window:
         return self.until - self.since
 
 
+def refresh_seconds(window_s: float) -> float:
+    """How often a window's data is read again: every REFRESH_S for short windows, about every
+    1/1000 of the window for long ones (7 d: 10 min), whose charts a few seconds can't change.
+    """
+    return max(REFRESH_S, float(np.round(window_s / 1000 / REFRESH_S) * REFRESH_S))
+
+
 def preset_window(label: str, now: float | None = None) -> Window:
-    """The preset ending now, its end rounded up to the refresh period (cache-friendly)."""
+    """The preset ending now, its end rounded up to its refresh period (cache-friendly)."""
     if label not in PRESET_WINDOWS:
         raise ValueError(f"Unknown window {label!r}; choose one of {', '.join(PRESET_WINDOWS)}")
     now = time.time() if now is None else now
-    until = float(np.ceil(now / REFRESH_S) * REFRESH_S)
-    return Window(label, until - PRESET_WINDOWS[label].total_seconds(), until)
+    length = PRESET_WINDOWS[label].total_seconds()
+    period = refresh_seconds(length)
+    until = float(np.ceil(now / period) * period)
+    return Window(label, until - length, until)
 
 
 def bucket_seconds(window_s: float, target_buckets: int = 60) -> int:
@@ -239,26 +249,28 @@ def session_ids(monitor: PerformanceMonitor) -> list[str]:
 
 
 def headline(store: SampleStore, window: Window) -> dict[str, Any]:
-    """The Overview's numbers for the window: operations timed, requests, errors, cache, images."""
-    metrics = cached_metrics_frame(str(store.directory), window.since, window.until)
-    requests = cached_api_frame(str(store.directory), window.since, window.until)
-    snapshots = cached_cache_stats(str(store.directory), window.since, window.until)
-    profiles = cached_profiles(str(store.directory), window.since, window.until)
-    totals = cache_totals(snapshots)
+    """The Overview's numbers for the window: operations timed, requests, errors, cache, images.
+
+    Counted on the loaded monitor and tracker the other pages share, not on raw DataFrames.
+    """
+    directory = str(store.directory)
+    monitor = cached_monitor(directory, window.since, window.until)
+    tracker = cached_api_tracker(directory, window.since, window.until)
+    totals = cache_totals(cached_cache_stats(directory, window.since, window.until))
     lookups = int(totals["hits"].sum() + totals["misses"].sum()) if not totals.empty else 0
-    images = 0
-    if not profiles.empty and "operation" in profiles:
-        images = int((profiles["operation"] == "pipeline.decode").sum())
+    requests = tracker.sample_count()
     return {
-        "operations_timed": len(metrics),
-        "requests": len(requests),
-        "error_rate": float((requests["status_code"] >= 400).mean()) if len(requests) else None,
+        "operations_timed": monitor.sample_count(),
+        "requests": requests,
+        "error_rate": tracker.get_error_rate() if requests else None,
         "cache_hit_rate": float(totals["hits"].sum()) / lookups if lookups else None,
-        "images_profiled": images,
+        "images_profiled": monitor.sample_count("pipeline.decode"),
     }
 
 
 # -- cached readers: keyed by store folder and window, bounded, refreshed every REFRESH_S ------
+# cache_resource, not cache_data: cache_data hands out a pickled copy on every access, which for
+# a week of samples costs more than reading them. Pages never mutate what they get.
 
 
 def _store(directory: str) -> SampleStore:
@@ -266,31 +278,31 @@ def _store(directory: str) -> SampleStore:
     return default if str(default.directory) == directory else SampleStore(directory)
 
 
-@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
 def cached_metrics_frame(directory: str, since: float, until: float) -> pd.DataFrame:
     """Raw metric samples of the window (see SampleStore.metrics_frame)."""
     return _store(directory).metrics_frame(since, until)
 
 
-@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
 def cached_api_frame(directory: str, since: float, until: float) -> pd.DataFrame:
     """Raw requests of the window (see SampleStore.api_frame)."""
     return _store(directory).api_frame(since, until)
 
 
-@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
 def cached_resources(directory: str, since: float, until: float) -> pd.DataFrame:
     """Resource samples of the window."""
     return _store(directory).resource_samples(since, until)
 
 
-@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
 def cached_cache_stats(directory: str, since: float, until: float) -> pd.DataFrame:
     """Cache snapshots of the window."""
     return _store(directory).cache_stats(since, until)
 
 
-@st.cache_data(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
 def cached_profiles(directory: str, since: float, until: float) -> pd.DataFrame:
     """Profiles of the window."""
     return _store(directory).profiles(since, until)

@@ -6,16 +6,17 @@ from datetime import date, datetime, time
 
 import streamlit as st
 
-from ptpd_calibration.monitoring.report import PerformanceReport
+from ptpd_calibration.monitoring.report import PerformanceReport, day_window
 
 from .data import _store
 
 __all__ = ["comparison_report", "daily_report", "raw_metrics", "session_report"]
 
 
-def _reporter(directory: str) -> PerformanceReport:
+def _reporter(directory: str, since: float, until: float) -> PerformanceReport:
+    """A reporter over the window a report covers: reading more would only cost time."""
     store = _store(directory)
-    return PerformanceReport(store.load_monitor(), store.load_api_tracker())
+    return PerformanceReport(store.load_monitor(since, until), store.load_api_tracker(since, until))
 
 
 def _both(
@@ -38,14 +39,17 @@ def _day_bounds(start: date, end: date) -> tuple[float, float]:
 @st.cache_data(ttl=60, max_entries=16, show_spinner="Building the report…")
 def daily_report(directory: str, day: date) -> tuple[dict[str, object], bytes, bytes]:
     """The daily report and its JSON and CSV bytes."""
-    reporter = _reporter(directory)
+    _, since, until = day_window(day)
+    reporter = _reporter(directory, since, until)
     return _both(reporter, reporter.generate_daily_report(day))
 
 
 @st.cache_data(ttl=60, max_entries=16, show_spinner="Building the report…")
-def session_report(directory: str, session_id: str) -> tuple[dict[str, object], bytes, bytes]:
-    """The session report and its JSON and CSV bytes."""
-    reporter = _reporter(directory)
+def session_report(
+    directory: str, session_id: str, since: float, until: float
+) -> tuple[dict[str, object], bytes, bytes]:
+    """The report of a session seen in the window, and its JSON and CSV bytes."""
+    reporter = _reporter(directory, since, until)
     return _both(reporter, reporter.generate_session_report(session_id))
 
 
@@ -54,8 +58,9 @@ def comparison_report(
     directory: str, first: tuple[date, date], second: tuple[date, date]
 ) -> tuple[dict[str, object], bytes, bytes]:
     """The comparison of two day ranges and its JSON and CSV bytes."""
-    reporter = _reporter(directory)
-    return _both(reporter, reporter.compare_performance(_day_bounds(*first), _day_bounds(*second)))
+    periods = _day_bounds(*first), _day_bounds(*second)
+    reporter = _reporter(directory, min(p[0] for p in periods), max(p[1] for p in periods))
+    return _both(reporter, reporter.compare_performance(*periods))
 
 
 @st.cache_data(ttl=60, max_entries=8, show_spinner="Exporting…")

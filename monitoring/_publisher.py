@@ -41,6 +41,13 @@ class SeriesPublisher:
         """Where samples are published, or None when they stay in memory."""
         return self._store
 
+    def sample_count(self, name: str | None = None) -> int:
+        """Samples held for one series (by its key) or for all: a count without the statistics."""
+        if name is not None:
+            series = self._series.get(name)
+            return len(series) if series is not None else 0
+        return sum(len(series) for series in list(self._series.values()))
+
     @property
     def dropped_samples(self) -> int:
         """Samples never written because the store stayed away past the pending bound."""

@@ -395,7 +395,9 @@ def _dashboard(args: argparse.Namespace) -> int:
     child = subprocess.Popen(command, process_group=0)
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        child.send_signal(signum)  # Streamlit shuts down cleanly on SIGINT and SIGTERM
+        # SIGTERM either way: Streamlit stops cleanly on it, and a SIGINT can arrive ignored
+        # (a child of a non-interactive shell's background job inherits SIG_IGN for it).
+        child.terminate()
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

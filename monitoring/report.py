@@ -30,8 +30,8 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
-def _day_window(day: date | str | None) -> tuple[date, float, float]:
-    """A local calendar day as epoch seconds [start, end]."""
+def day_window(day: date | str | None) -> tuple[date, float, float]:
+    """A local calendar day (a date, "YYYY-MM-DD" or None for today) as epoch seconds."""
     if day is None:
         day = date.today()
     elif isinstance(day, str):
@@ -102,7 +102,7 @@ class PerformanceReport:
 
     def generate_daily_report(self, date: date | str | None = None) -> dict[str, Any]:
         """Statistics of every operation (and API endpoint) on one local day; today by default."""
-        day, lo, hi = _day_window(date)
+        day, lo, hi = day_window(date)
         report = self._window_report("daily", lo, hi)
         report["date"] = day.isoformat()
         return report

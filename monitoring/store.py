@@ -425,15 +425,16 @@ class SampleStore:
                 continue
             unit = header.get("unit", unit)
             keep = (columns[0] >= lo) & (columns[0] <= hi)
-            kept_index = np.flatnonzero(keep)
-            if kept_index.size == 0:
+            # A sample's new position is the count of kept samples before it.
+            new_position = np.cumsum(keep) - 1
+            kept = int(new_position[-1]) + 1 if keep.size else 0
+            if kept == 0:
                 continue
-            positions = {int(old): new for new, old in enumerate(kept_index)}
             for index, item in header.get("meta", {}).items():
-                if int(index) in positions:
-                    meta[offset + positions[int(index)]] = item
-            parts.append([c[keep] for c in columns])
-            offset += int(kept_index.size)
+                if keep[int(index)]:
+                    meta[offset + int(new_position[int(index)])] = item
+            parts.append(columns if kept == keep.size else [c[keep] for c in columns])
+            offset += kept
         if not parts:
             return SeriesData(unit, [], {})
         width = len(parts[0])

@@ -62,7 +62,9 @@ with guarded("the reports"):
                 st.caption(f"No samples tagged with a session_id in the last {window.label}.")
             else:
                 chosen = st.selectbox("Session", sessions, key="reports_session")
-                report, as_json, as_csv = session_report(directory, chosen)
+                report, as_json, as_csv = session_report(
+                    directory, chosen, window.since, window.until
+                )
                 operations_table(report)
                 downloads(f"ptpd-session-{chosen}", as_json, as_csv, "reports_session")
         with compare:

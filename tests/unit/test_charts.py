@@ -144,12 +144,23 @@ def test_rate_lines_has_one_line_per_series() -> None:
     assert [(t.name, list(t.y)) for t in figure.data] == [("/a", [3.0, 4.0]), ("/b", [5.0])]
 
 
-def test_distribution_overlays_one_histogram_per_operation() -> None:
+def test_distribution_overlays_one_histogram_per_operation_on_shared_bins() -> None:
     samples = pd.DataFrame({"operation": ["a", "a", "b"], "ms": [1.0, 2.0, 3.0]})
-    figure = charts.distribution(samples, "ms")
-    assert [(t.name, list(t.x)) for t in figure.data] == [("a", [1.0, 2.0]), ("b", [3.0])]
-    assert all(isinstance(t, go.Histogram) for t in figure.data)
+    figure = charts.distribution(samples, "ms", bins=2)
+    # Shared edges 1, 2, 3: "a" has one sample per bin, "b" its one in the upper bin.
+    assert [(t.name, list(t.x), list(t.y)) for t in figure.data] == [
+        ("a", [1.5, 2.5], [1, 1]),
+        ("b", [1.5, 2.5], [0, 1]),
+    ]
+    assert all(isinstance(t, go.Bar) for t in figure.data)
     assert figure.layout.barmode == "overlay"
+
+
+def test_distribution_of_nothing_is_an_empty_figure() -> None:
+    empty = pd.DataFrame(
+        {"operation": pd.Series([], dtype=object), "ms": pd.Series([], dtype=float)}
+    )
+    assert len(charts.distribution(empty, "ms").data) == 0
 
 
 def test_sparkline_plots_the_column_over_time() -> None:

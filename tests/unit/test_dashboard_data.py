@@ -56,10 +56,13 @@ def test_preset_window_ends_at_now_rounded_up_to_the_refresh_period(
     now = 1_700_000_000.5
     window = data.preset_window(label, now=now)
 
+    period = data.refresh_seconds(seconds)
     assert window.label == label
-    assert window.until == 1_700_000_002.0  # the next multiple of REFRESH_S (2 s)
+    assert window.until % period == 0  # the next multiple of the window's refresh period
     assert window.until >= now
-    assert window.until - now < data.REFRESH_S
+    assert window.until - now < period
+    if period == data.REFRESH_S:
+        assert window.until == 1_700_000_002.0  # short windows: every REFRESH_S (2 s)
     assert window.seconds == seconds
     assert window.since == window.until - seconds
 
@@ -71,6 +74,14 @@ def test_preset_window_on_a_period_boundary_keeps_now() -> None:
 def test_preset_window_within_one_period_is_the_same_window() -> None:
     """Reruns within the refresh period hit the same cache entries."""
     assert data.preset_window("1 h", now=100.1) == data.preset_window("1 h", now=101.9)
+
+
+def test_long_windows_are_read_again_less_often() -> None:
+    assert data.refresh_seconds(15 * 60) == data.REFRESH_S
+    assert data.refresh_seconds(7 * 86400) == 604.0  # about a thousandth of a week
+    week = data.preset_window("7 d", now=1_700_000_000.5)
+    assert week.until % 604.0 == 0 and 0 <= week.until - 1_700_000_000.5 < 604.0
+    assert data.preset_window("7 d", now=1_700_000_001.0) == week
 
 
 def test_preset_window_rejects_an_unknown_label() -> None:
