@@ -56,23 +56,36 @@ per_op = 100_000
 for op in operations:
     ts = np.sort(rng.uniform(now - 6.5 * 86400, now, per_op))
     values = rng.lognormal(-4, 0.6, per_op)
-    batches = [ColumnBatch(METRIC, op, (ts[i:i + 500], values[i:i + 500]), "seconds")
-               for i in range(0, per_op, 500)]
-    store.write(batches)
+    # One batch per minute of samples, as a running app's flusher leaves them...
+    cuts = np.flatnonzero(np.diff(np.floor(ts / 60))) + 1
+    batches = [ColumnBatch(METRIC, op, (t, v), "seconds")
+               for t, v in zip(np.split(ts, cuts), np.split(values, cuts))]
+    for i in range(0, len(batches), 5000):
+        store.write(batches[i:i + 5000])
+# ...and compacted by the hour, as its flusher does every few minutes.
+store.compact(older_than=now)
 print("ok")
 """
 
 _RENDER = """
 import time
+import streamlit as st
 from streamlit.testing.v1 import AppTest
-at = AppTest.from_file({app!r}, default_timeout=120)
-start = time.perf_counter(); at.run(); first = {{"overview": time.perf_counter() - start}}
-for page in {pages!r}[1:]:
+first = {{}}
+for page in {pages!r}:
+    st.cache_data.clear(); st.cache_resource.clear()  # each page cold: nothing read yet
+    at = AppTest.from_file({app!r}, default_timeout=120)
     at.session_state["window_label"] = "7 d"
-    start = time.perf_counter(); at.switch_page(f"app_pages/{{page}}.py").run()
+    if page == "overview":
+        start = time.perf_counter(); at.run()
+    else:
+        at.run()
+        st.cache_data.clear(); st.cache_resource.clear()
+        start = time.perf_counter(); at.switch_page(f"app_pages/{{page}}.py").run()
     first[page] = time.perf_counter() - start
+at = AppTest.from_file({app!r}, default_timeout=120)
 at.session_state["window_label"] = "15 min"
-at.switch_page("app_pages/overview.py").run()
+at.run()
 refresh = []
 for _ in range(10):
     start = time.perf_counter(); at.run(); refresh.append(time.perf_counter() - start)
@@ -106,7 +119,9 @@ def run() -> list[Row]:
     first = eval(first_text, {})  # our own subprocess's repr of a dict of floats
     for page in _PAGES:
         rows.append(
-            Row(f"first render, {page} page, 1M samples (7 d)", first[page], "s", goal="≤ 2 s")
+            Row(
+                f"first render, {page} page, cold, 1M samples (7 d)", first[page], "s", goal="≤ 2 s"
+            )
         )
     rows.append(
         Row(

@@ -56,8 +56,16 @@ TimeBound = datetime | float | int | None
 METRIC, API, RESOURCE, CACHE, PROFILE = "metric", "api", "resource", "cache", "profile"
 _COLUMNAR_KINDS = frozenset({METRIC, API})
 _MAGIC = b"PTPD1"
-# A batch never spans more than this, so a window read can start this much before `since`.
+# A fresh batch (one flush) never spans more than this: a longer pause cuts it.
 MAX_BATCH_SPAN_S = 60.0
+# Batches older than COMPACT_AFTER_S are merged into one per series and clock hour, so a week
+# of a slow series is about 170 entries to read rather than one per flush.
+COMPACT_SPAN_S = 3600.0
+COMPACT_AFTER_S = 600.0
+_COMPACT_EVERY_S = 300.0
+# The longest a stored batch can span, so a window read starts this much before `since`.
+READ_LOOKBACK_S = COMPACT_SPAN_S + MAX_BATCH_SPAN_S
+_ALL_KINDS = (METRIC, API, RESOURCE, CACHE, PROFILE)
 # diskcache culls (retention, size limit) only when we ask, and we count what it removes.
 _CULL_EVERY_S = 5.0
 
@@ -176,6 +184,25 @@ def _in_time_order(batch: ColumnBatch) -> ColumnBatch:
     return ColumnBatch(batch.kind, batch.series, columns, batch.unit, meta)
 
 
+def _merged_columns(kind: str, series: str, blobs: list[bytes]) -> tuple[bytes, float, float]:
+    """One encoded batch from several, in time order; with its first and newest timestamps."""
+    columns: list[list[np.ndarray]] = []
+    meta: dict[int, dict[str, Any]] = {}
+    unit, offset = "", 0
+    for blob in blobs:
+        header, parts = _decode_columns(blob)
+        unit = header.get("unit", unit)
+        for index, item in header.get("meta", {}).items():
+            meta[offset + int(index)] = item
+        columns.append(parts)
+        offset += int(parts[0].size)
+    width = len(columns[0])
+    joined = tuple(np.concatenate([c[i] for c in columns]) for i in range(width))
+    batch = _in_time_order(ColumnBatch(kind, series, joined, unit, meta or None))
+    stamps = batch.columns[0]
+    return _encode_columns(batch), float(stamps.min()), float(stamps.max())
+
+
 def _split_by_span(ts: np.ndarray) -> list[slice]:
     """Cut a batch where it would span more than MAX_BATCH_SPAN_S (a rare, long pause)."""
     if ts.size == 0 or float(ts.max() - ts.min()) <= MAX_BATCH_SPAN_S:
@@ -223,6 +250,8 @@ class SampleStore:
         self._open_lock = threading.Lock()
         self._seq_lock = threading.Lock()
         self._seq = 0
+        self._last_compact = time.monotonic()  # not at start: short processes skip it
+        self._compacted: dict[tuple[str, str], float] = {}
         self._last_cull = 0.0
         self._warned = False
 
@@ -345,6 +374,75 @@ class SampleStore:
         if now - self._last_cull >= _CULL_EVERY_S:
             self._last_cull = now
             self.culled_batches += int(cache.cull())
+        if now - self._last_compact >= _COMPACT_EVERY_S:
+            self._last_compact = now
+            self.compact()
+
+    # -- compaction (the flusher thread, every few minutes) -------------------------------------
+
+    def compact(self, older_than: float | None = None) -> int:
+        """Merge each series' batches into one per clock hour; returns the batches merged away.
+
+        Only hours that ended before ``older_than`` (default: COMPACT_AFTER_S ago) are touched,
+        since writers still add to recent ones. Each hour is merged in one transaction, so
+        processes compacting at once cannot duplicate or lose samples. Never raises: a failure
+        is counted in ``error_count`` and logged once.
+        """
+        cutoff = time.time() - COMPACT_AFTER_S if older_than is None else older_than
+        last_hour = float(np.floor(cutoff / COMPACT_SPAN_S) * COMPACT_SPAN_S)
+        merged = 0
+        try:
+            cache = self._open()
+            for kind in _ALL_KINDS:
+                for series in self.series_names(kind):
+                    prefix = f"{kind}|{quote(series, safe='')}|"
+                    done = self._compacted.get((kind, series), 0.0)
+                    keys = [
+                        row[0]
+                        for row in cache._sql(
+                            "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1",
+                            (f"{prefix}{done:017.6f}", f"{prefix}{last_hour:017.6f}"),
+                        ).fetchall()
+                    ]
+                    by_hour: dict[float, list[str]] = {}
+                    for key in keys:
+                        first_ts = float(key[len(prefix) :].split("|", 1)[0])
+                        by_hour.setdefault(first_ts // COMPACT_SPAN_S, []).append(key)
+                    for hour_keys in by_hour.values():
+                        if len(hour_keys) > 1:
+                            merged += self._merge(cache, kind, series, hour_keys)
+                    self._compacted[(kind, series)] = last_hour
+        except Exception as exc:  # compaction is housekeeping: it must not harm the host app
+            self._record_failure(exc, 0)
+        return merged
+
+    def _merge(self, cache: diskcache.Cache, kind: str, series: str, keys: list[str]) -> int:
+        """Replace ``keys`` by one batch holding all their samples, in one transaction."""
+        with cache.transact(retry=True):
+            present: list[tuple[str, Any]] = []
+            for key in keys:
+                try:
+                    value = cache.get(key, default=None)
+                except _PickledRowError:
+                    continue  # not ours: leave it where it is, readers refuse it
+                if value is not None:  # another process may have merged it already
+                    present.append((key, value))
+            if len(present) < 2:
+                return 0
+            if kind in _COLUMNAR_KINDS:
+                value, first, newest = _merged_columns(kind, series, [v for _, v in present])
+            else:
+                rows = sorted(
+                    (row for _, v in present for row in json.loads(v)),
+                    key=lambda row: float(row["ts"]),
+                )
+                value = json.dumps(rows, separators=(",", ":"), default=str)
+                first, newest = float(rows[0]["ts"]), float(rows[-1]["ts"])
+            for key, _ in present:
+                cache.delete(key)
+            expire = max(self.retention_s - (time.time() - newest), 1.0)
+            cache.set(self._key(kind, series, first), value, expire=expire)
+        return len(present) - 1
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -386,7 +484,7 @@ class SampleStore:
         lo = -np.inf if lo is None else lo
         hi = np.inf if hi is None else hi
         prefix = f"{kind}|{quote(series, safe='')}|"
-        low_key = prefix if lo == -np.inf else f"{prefix}{max(lo - MAX_BATCH_SPAN_S, 0):017.6f}"
+        low_key = prefix if lo == -np.inf else f"{prefix}{max(lo - READ_LOOKBACK_S, 0):017.6f}"
         high_key = prefix + "~" if hi == np.inf else f"{prefix}{hi:017.6f}~"
         return self._rows(low_key, high_key), lo, hi
 

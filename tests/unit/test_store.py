@@ -883,3 +883,65 @@ def test_flusher_forgets_dropped_sources(tmp_path: Path) -> None:
     assert len(flusher._sources) == 0
     flusher.flush_all()  # nothing left: no error
     flusher._wake.set()
+
+
+# -- compaction --------------------------------------------------------------------------------
+
+
+def _entries(store: SampleStore) -> int:
+    return len(diskcache.Cache(str(store.directory)))
+
+
+def test_compaction_merges_each_hour_into_one_batch_and_keeps_every_sample(
+    store: SampleStore,
+) -> None:
+    hour = 3600.0
+    start = np.floor(T0 / hour) * hour
+    # A slow series: one flush per sample for three hours, some with metadata.
+    stamps = start + np.arange(0.0, 3 * hour, 90.0)
+    for i, ts in enumerate(stamps):
+        meta = {0: {"session_id": f"s{i}"}} if i % 10 == 0 else None
+        store.write([metric("slow", [ts], [float(i)], meta=meta)])
+    store.write(
+        [
+            RecordBatch(PROFILE, "decode", [{"ts": float(ts), "n": i}])
+            for i, ts in enumerate(stamps[:40])
+        ]
+    )
+    before = store.read_columns(METRIC, "slow")
+    records_before = store.read_records(PROFILE, "decode")
+    assert _entries(store) == len(stamps) + 40
+
+    merged = store.compact(older_than=start + 3 * hour)
+
+    assert merged == len(stamps) - 3 + 40 - 1  # three hours of metrics, one of profiles
+    assert _entries(store) == 3 + 1
+    after = store.read_columns(METRIC, "slow")
+    np.testing.assert_array_equal(after.columns[0], before.columns[0])
+    np.testing.assert_array_equal(after.columns[1], before.columns[1])
+    assert after.meta == before.meta and len(after.meta) == len(stamps) // 10
+    assert store.read_records(PROFILE, "decode") == records_before
+    # A window inside the second hour still reads exactly its samples.
+    window = store.read_columns(METRIC, "slow", since=start + hour + 1, until=start + 2 * hour)
+    expected = stamps[(stamps >= start + hour + 1) & (stamps <= start + 2 * hour)]
+    np.testing.assert_array_equal(window.columns[0], expected)
+    # Nothing left to do: a second pass, here or from another process, merges nothing.
+    assert store.compact(older_than=start + 3 * hour) == 0
+    assert SampleStore(store.directory).compact(older_than=start + 3 * hour) == 0
+    np.testing.assert_array_equal(store.read_columns(METRIC, "slow").columns[0], stamps)
+
+
+def test_compaction_leaves_recent_hours_alone(store: SampleStore) -> None:
+    now = time.time()
+    store.write([metric("fresh", [now - 5.0]), metric("fresh", [now - 4.0])])
+    assert store.compact() == 0
+    assert _entries(store) == 2
+
+
+def test_compaction_skips_rows_it_cannot_read(store: SampleStore) -> None:
+    store.write([metric("op", [T0]), metric("op", [T0 + 1])])
+    planted = f"metric|op|{T0 + 2:017.6f}|1|1"
+    diskcache.Cache(str(store.directory)).set(planted, {"a": 1})  # pickled by diskcache
+    assert store.compact(older_than=T0 + 7200) == 1
+    assert planted in diskcache.Cache(str(store.directory))  # left for readers to refuse
+    np.testing.assert_array_equal(store.read_columns(METRIC, "op").columns[0], [T0, T0 + 1])
