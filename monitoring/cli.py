@@ -383,12 +383,19 @@ def _dashboard(args: argparse.Namespace) -> int:
     store = _store()
     if args.demo and not _has_metrics(store):
         _record_demo(store, _DEMO_SECONDS, None)
+    # The settings of .streamlit/config.toml that matter wherever the command runs (Streamlit
+    # reads that file only from the working folder). A browser tab opens where there is a screen.
+    headless = "false" if _has_display() else "true"
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", args.host,
         "--server.port", str(args.port),
-        "--server.headless", "true",
+        "--server.headless", headless,
+        "--server.maxUploadSize", "200",
+        "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
+        "--theme.base", "light",
     ]  # fmt: skip
     _say(f"dashboard on http://{args.host}:{args.port} (store {store.directory}); Ctrl-C stops it")
     # Its own process group: a Ctrl-C reaches it once, forwarded by us, not twice.
@@ -405,6 +412,13 @@ def _dashboard(args: argparse.Namespace) -> int:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _has_display() -> bool:
+    """Whether a browser can open here: a desktop session, not a server or a CI runner."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _sample(args: argparse.Namespace) -> int:

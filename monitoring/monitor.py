@@ -120,7 +120,7 @@ class Timer:
         if exc_type is None and self._metadata is None:
             # The hot path, inlined: one C call appends the whole row (see _series.py).
             data = series.data
-            data.extend((time(), elapsed, NO_META))
+            data.frombytes(series.pack_row(time(), elapsed, NO_META))
             if len(data) > series.trim_at:
                 series.trim()
             return
@@ -237,7 +237,7 @@ class PerformanceMonitor(SeriesPublisher):
             raise _unit_mismatch(name, series.unit, unit)
         if metadata is None:
             data = series.data
-            data.extend((time(), number, NO_META))
+            data.frombytes(series.pack_row(time(), number, NO_META))
             if len(data) > series.trim_at:
                 series.trim()
         else:
