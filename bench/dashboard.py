@@ -1,5 +1,6 @@
 """The dashboard's figures: the pipeline on a 24-megapixel 16-bit image, page renders over a
-store of 1,000,000 samples, and the live refresh."""
+week in the store (1,000,000 timings, 300,000 requests, resource samples every 2 s, cache
+snapshots every 10 s), and the live refresh."""
 
 from __future__ import annotations
 
@@ -62,6 +63,26 @@ for op in operations:
                for t, v in zip(np.split(ts, cuts), np.split(values, cuts))]
     for i in range(0, len(batches), 5000):
         store.write(batches[i:i + 5000])
+# A week of API requests, cache snapshots every 10 s, resource samples every 2 s.
+from ptpd_calibration.monitoring.store import API, CACHE, RESOURCE, RecordBatch
+for endpoint in ["GET /api/curves/{curve_id}", "POST /api/calibrations", "GET /api/health"]:
+    ts = np.sort(rng.uniform(now - 6.5 * 86400, now, 100_000))
+    status = np.where(rng.random(ts.size) < 0.03, 500.0, 200.0)
+    cuts = np.flatnonzero(np.diff(np.floor(ts / 60))) + 1
+    durations = rng.lognormal(3, 0.5, ts.size)
+    store.write([ColumnBatch(API, endpoint, (t, d, st), "ms") for t, d, st in zip(
+        np.split(ts, cuts), np.split(durations, cuts), np.split(status, cuts))])
+hits = 0
+for minute in np.arange(now - 7 * 86400, now, 60.0):
+    rows = [{{"ts": float(t), "cache": "default", "pid": 1, "backend": "memory",
+              "hits": (hits := hits + 40), "misses": hits // 9, "size": 800, "max_size": 1000,
+              "evictions": hits // 50, "expirations": 0, "hit_rate": 0.9}}
+            for t in minute + np.arange(0, 60, 10.0)]
+    samples = [{{"ts": float(t), "cpu_percent": float(rng.uniform(5, 95)),
+                 "memory_percent": 50.0, "memory_used_mb": 8000.0,
+                 "memory_available_mb": 8000.0, "disk_percent": 70.0, "disk_used_gb": 100.0,
+                 "disk_free_gb": 40.0, "gpu_count": 0}} for t in minute + np.arange(0, 60, 2.0)]
+    store.write([RecordBatch(CACHE, "default", rows), RecordBatch(RESOURCE, "host", samples)])
 # ...and compacted by the hour, as its flusher does every few minutes.
 store.compact(older_than=now)
 print("ok")

@@ -945,3 +945,26 @@ def test_compaction_skips_rows_it_cannot_read(store: SampleStore) -> None:
     assert store.compact(older_than=T0 + 7200) == 1
     assert planted in diskcache.Cache(str(store.directory))  # left for readers to refuse
     np.testing.assert_array_equal(store.read_columns(METRIC, "op").columns[0], [T0, T0 + 1])
+
+
+def test_compacted_records_read_back_with_their_types(store: SampleStore) -> None:
+    rows = [
+        {
+            "ts": T0 + i,
+            "cache": "curves",
+            "pid": 7,
+            "hits": i,
+            "hit_rate": i / 10,
+            "gpu0_power_w": None if i % 2 else 41.5,
+        }
+        for i in range(10)
+    ]
+    store.write([RecordBatch(CACHE, "curves", [row]) for row in rows])
+    assert store.compact(older_than=T0 + 7200) == 9
+
+    assert store.read_records(CACHE, "curves") == rows  # ints stay ints, None stays None
+    frame = store.cache_stats()
+    assert frame["hits"].tolist() == list(range(10))
+    assert frame["pid"].dtype == np.int64
+    assert frame["cache"].tolist() == ["curves"] * 10
+    assert frame["gpu0_power_w"].isna().tolist() == [i % 2 == 1 for i in range(10)]
