@@ -65,7 +65,7 @@ for op in operations:
         store.write(batches[i:i + 5000])
 # A week of API requests, cache snapshots every 10 s, resource samples every 2 s.
 from ptpd_calibration.monitoring.store import API, CACHE, RESOURCE, RecordBatch
-for endpoint in ["GET /api/curves/{curve_id}", "POST /api/calibrations", "GET /api/health"]:
+for endpoint in ["GET /api/curves/{{curve_id}}", "POST /api/calibrations", "GET /api/health"]:
     ts = np.sort(rng.uniform(now - 6.5 * 86400, now, 100_000))
     status = np.where(rng.random(ts.size) < 0.03, 500.0, 200.0)
     cuts = np.flatnonzero(np.diff(np.floor(ts / 60))) + 1

@@ -212,29 +212,36 @@ def alert_history(
     if samples.empty:
         return pd.DataFrame(columns=columns)
     ordered = samples.sort_values("timestamp")
+    stamps = ordered["timestamp"]
+    seconds = (stamps - stamps.iloc[0]).dt.total_seconds().to_numpy()
     rows = []
     for column, resource in ALERT_RESOURCES.items():
         if column not in ordered or resource not in thresholds:
             continue
         threshold = thresholds[resource]
-        above = (ordered[column] >= threshold).to_numpy()
-        run_ids = np.cumsum(np.r_[True, above[1:] != above[:-1]])
-        for run in np.unique(run_ids[above]):
-            run_rows = ordered[(run_ids == run) & above]
-            start, end = run_rows["timestamp"].iloc[0], run_rows["timestamp"].iloc[-1]
-            duration = (end - start).total_seconds()
+        values = ordered[column].to_numpy(dtype=np.float64)
+        above = values >= threshold
+        # Runs of consecutive samples above: where `above` switches on, and where it switches off.
+        edges = np.diff(np.r_[False, above, False].astype(np.int8))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        if starts.size == 0:
+            continue
+        durations = seconds[stops - 1] - seconds[starts]
+        # reduceat spans a run and the samples below the threshold that follow it, up to the
+        # next run: those can't exceed the run's own maximum.
+        peaks = np.maximum.reduceat(values, starts)
+        for start, stop, duration, peak in zip(starts, stops, durations, peaks, strict=True):
             if duration < min_duration_s:
                 continue
-            peak = float(run_rows[column].max())
             rows.append(
                 {
                     "resource": resource,
-                    "start": start,
-                    "end": end,
-                    "duration_s": duration,
-                    "peak": peak,
+                    "start": stamps.iloc[start],
+                    "end": stamps.iloc[stop - 1],
+                    "duration_s": float(duration),
+                    "peak": float(peak),
                     "threshold": threshold,
-                    "severity": classify(peak, threshold),
+                    "severity": classify(float(peak), threshold),
                 }
             )
     return pd.DataFrame(rows, columns=columns).sort_values(
