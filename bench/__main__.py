@@ -8,7 +8,7 @@ from datetime import date
 
 import psutil
 
-from bench import core, dashboard
+from bench import core, dashboard, idle
 from bench._harness import table
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     print(table(core.run()), flush=True)
     if "--core" not in sys.argv:
         print("\n## Dashboard and pipeline\n")
-        print(table(dashboard.run()))
+        print(table(dashboard.run() + idle.run(seconds=300.0)))
 
 
 main()

@@ -18,6 +18,7 @@ import streamlit as st
 
 from ptpd_calibration.monitoring import get_store
 from ptpd_calibration.monitoring.api import APIPerformanceTracker
+from ptpd_calibration.monitoring.models import ResourceUsage
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.resources import classify
 from ptpd_calibration.monitoring.stats import percentiles
@@ -44,6 +45,7 @@ __all__ = [
     "headline",
     "percentile_buckets",
     "preset_window",
+    "recent_usage",
     "refresh_seconds",
     "session_ids",
 ]
@@ -197,6 +199,22 @@ def cache_buckets(snapshots: pd.DataFrame, width_s: int) -> pd.DataFrame:
     lookups = summed["hits"] + summed["misses"]
     summed["hit_rate"] = np.where(lookups > 0, summed["hits"] / lookups.where(lookups > 0, 1), 0.0)
     return summed[columns]
+
+
+def recent_usage(history: list[ResourceUsage], seconds: float) -> pd.DataFrame:
+    """The last ``seconds`` of a sampler's in-memory snapshots as a frame for the sparklines."""
+    if not history:
+        return pd.DataFrame(columns=["timestamp", "cpu_percent", "memory_percent", "disk_percent"])
+    cutoff = history[-1].timestamp.timestamp() - seconds
+    kept = [u for u in history if u.timestamp.timestamp() >= cutoff]
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime([u.timestamp for u in kept], utc=True),
+            "cpu_percent": [u.cpu_percent for u in kept],
+            "memory_percent": [u.memory_percent for u in kept],
+            "disk_percent": [u.disk_percent for u in kept],
+        }
+    )
 
 
 def alert_history(

@@ -393,6 +393,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         "--server.headless", headless,
         "--server.maxUploadSize", "200",
         "--server.fileWatcherType", "none",
+        "--runner.postScriptGC", "false",
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",
         "--theme.base", "light",

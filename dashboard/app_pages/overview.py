@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
-from ptpd_calibration.dashboard.data import REFRESH_S, alert_history, cached_resources, headline
-from ptpd_calibration.monitoring import StoreError, get_resource_monitor
+from ptpd_calibration.dashboard.data import (
+    REFRESH_S,
+    alert_history,
+    cached_resources,
+    headline,
+    recent_usage,
+)
+from ptpd_calibration.monitoring import get_resource_monitor
 
 _SPARK_S = 10 * 60
 
@@ -37,17 +41,9 @@ def live_panel() -> None:
         show(alert["message"])
     if not alerts:
         st.caption("No resource above its threshold.")
-    store = store_in_use()
-    now = time.time()
+    # This server's own sampler keeps the last minutes in memory: no store read every refresh.
+    recent = recent_usage(monitor.get_history(), _SPARK_S)
     with guarded("the recent resource lines"):
-        try:
-            recent = cached_resources(
-                str(store.directory),
-                now - _SPARK_S - now % REFRESH_S,
-                now - now % REFRESH_S + REFRESH_S,
-            )
-        except StoreError:
-            return  # the page's own section below shows the store banner, once
         if not recent.empty:
             lines = st.columns(3)
             for column, (field, title) in zip(

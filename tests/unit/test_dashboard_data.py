@@ -366,3 +366,25 @@ def test_headline_counts_what_the_window_holds(
         "cache_hit_rate": None,
         "images_profiled": 0,
     }
+
+
+def test_recent_usage_keeps_the_last_seconds_of_the_sampler_history() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ptpd_calibration.monitoring.models import ResourceUsage
+
+    start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    history = [
+        ResourceUsage(
+            cpu_percent=float(i),
+            memory_percent=50.0,
+            memory_used_mb=1.0,
+            disk_percent=70.0,
+            timestamp=start + timedelta(seconds=2 * i),
+        )
+        for i in range(400)  # 800 s of samples
+    ]
+    frame = data.recent_usage(history, 600)
+    assert len(frame) == 301  # the newest 600 s, both ends included
+    assert frame["cpu_percent"].iloc[0] == 99.0 and frame["cpu_percent"].iloc[-1] == 399.0
+    assert data.recent_usage([], 600).empty
