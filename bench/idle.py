@@ -84,6 +84,8 @@ def run(seconds: float = 120.0) -> list[Row]:
                     stamps.append(time.monotonic() - wall_start)
                     rss.append(process.memory_info().rss / 2**20)
                     time.sleep(10)
+                if server.poll() is not None:
+                    raise RuntimeError(f"the dashboard server exited ({server.returncode})")
                 cpu = (sum(process.cpu_times()[:2]) - cpu_start) / (time.monotonic() - wall_start)
                 browser.close()
         finally:

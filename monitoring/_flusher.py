@@ -32,6 +32,10 @@ class FlushSource(Protocol):
 
     def pending_batches(self) -> Sequence[ColumnBatch | RecordBatch]: ...
 
+    def drop_inherited(self) -> None:
+        """In a forked child: renew the locks (a parent thread may have held one at the fork)
+        and forget the samples waiting at the fork, which are the parent's to write."""
+
 
 class _Flusher:
     def __init__(self) -> None:
@@ -76,7 +80,7 @@ class _Flusher:
         self._sources = weakref.WeakSet()
         for source in sources:
             try:
-                source.pending_batches()
+                source.drop_inherited()
             except Exception:
                 logger.exception("ptpd-monitor: could not drop the parent's samples in %r", source)
             self.register(source)

@@ -65,6 +65,12 @@ class SeriesPublisher:
                 )
         return batches
 
+    def drop_inherited(self) -> None:
+        """After a fork: new locks, and the parent's pending samples left to the parent."""
+        self._lock = threading.Lock()
+        for series in list(self._series.values()):
+            series.drop_inherited()
+
     def flush(self) -> None:
         """Write pending samples to the store now (a no-op without a store)."""
         if self._store is not None:

@@ -173,6 +173,11 @@ class SeriesBuffer:
             self.base = 0
             self.flushed = columns[0].size
 
+    def drop_inherited(self) -> None:
+        """After a fork: a new lock, and the parent's unflushed rows count as flushed."""
+        self.lock = threading.Lock()
+        self.flushed = self.base + len(self.data) // self.stride
+
     def clear(self) -> None:
         """Forget every row, flushed or not."""
         with self.lock:

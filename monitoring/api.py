@@ -104,6 +104,8 @@ class APIPerformanceTracker(SeriesPublisher):
         """A context manager (``with`` or ``async with``) timing one request to ``endpoint``."""
         check_name("Endpoint", endpoint)
         check_name("Method", method)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValueError(f"Endpoint {endpoint!r}: metadata must be a dict, got {metadata!r}")
         return RequestTimer(self, endpoint, method.upper(), metadata)
 
     def track_request(
@@ -174,7 +176,8 @@ class APIPerformanceTracker(SeriesPublisher):
         self, endpoint: str | None, time_range: TimeRange = None, method: str | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Timestamps, durations (ms) and statuses of one endpoint (every method) or all."""
-        parts = [self._series[key].view()[0] for key in self._keys_for(endpoint, method)]
+        buffers = [self._series.get(key) for key in self._keys_for(endpoint, method)]
+        parts = [series.view()[0] for series in buffers if series is not None]
         if not parts:
             empty = np.empty(0)
             return empty, empty, empty
@@ -187,7 +190,7 @@ class APIPerformanceTracker(SeriesPublisher):
 
     def get_endpoints(self) -> list[str]:
         """Every endpoint with requests, sorted."""
-        return sorted({key.partition(" ")[2] for key, s in self._series.items() if len(s)})
+        return sorted({key.partition(" ")[2] for key, s in list(self._series.items()) if len(s)})
 
     def get_endpoint_stats(
         self, endpoint: str, time_range: TimeRange = None, method: str | None = None
@@ -291,8 +294,8 @@ def _request_stats(duration_ms: np.ndarray, status: np.ndarray) -> dict[str, Any
         "error_count": errors,
         "error_rate": errors / count if count else 0.0,
     }
-    if count:
-        summary = _stats.summarize(duration_ms)
-        for field in ("min", "max", "mean", "median", "p50", "p90", "p95", "p99"):
-            result[f"{field}_ms"] = summary[field]
+    # Every key always: QUICKREF callers read p95_ms without asking whether there were requests.
+    summary = _stats.summarize(duration_ms) if count else {}
+    for field in ("min", "max", "mean", "median", "p50", "p90", "p95", "p99"):
+        result[f"{field}_ms"] = summary.get(field)
     return result

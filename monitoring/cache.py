@@ -414,6 +414,10 @@ class CacheManager:
             name=self.name,
         )
 
+    def drop_inherited(self) -> None:
+        """Nothing left to do for the flusher: the cache's own at-fork hook (below) renewed the
+        lock and zeroed the counters, so no parent snapshot is published again."""
+
     def pending_batches(self) -> list[RecordBatch]:
         """A stats snapshot for the store when anything changed since the last one (the flusher)."""
         counters = self._counters()

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-import psutil
-
 from .monitor import check_name
+from .profiler import current_process
 
 if TYPE_CHECKING:
     from .monitor import PerformanceMonitor
@@ -153,7 +151,7 @@ def _profiled(func: _F, name: str) -> _F:
         @functools.wraps(func)
         async def profiled_async(*args: Any, **kwargs: Any) -> Any:
             profiler = _get_profiler()
-            process = _process()
+            process = current_process()
             rss_before = process.memory_info().rss
             cpu_start = _cpu_clock()
             wall_start = _wall_clock()
@@ -190,14 +188,3 @@ def _profiled(func: _F, name: str) -> _F:
         return result
 
     return cast(_F, profiled_sync)
-
-
-_PROCESS: psutil.Process | None = None
-
-
-def _process() -> psutil.Process:
-    """This process, rebuilt after a fork (a Process object keeps the pid it was made with)."""
-    global _PROCESS
-    if _PROCESS is None or _PROCESS.pid != os.getpid():
-        _PROCESS = psutil.Process()
-    return _PROCESS

@@ -158,11 +158,11 @@ class PerformanceMonitor(SeriesPublisher):
     def _buffer(self, name: str, unit: str = "seconds") -> SeriesBuffer:
         if self._read_only:
             raise ValueError("This monitor was loaded from the store and is read-only")
+        check_name("Metric", name)
         try:
             return self._series[name]
         except KeyError:
             pass
-        check_name("Metric", name)
         with self._lock:
             series = self._series.get(name)
             if series is None:
@@ -178,11 +178,13 @@ class PerformanceMonitor(SeriesPublisher):
         Raises:
             ValueError: the name is empty or not a string, or ``name`` holds another unit.
         """
-        series = self._series.get(name)
+        series = self._series.get(name) if type(name) is str else None
         if series is None or self._read_only:
             series = self._buffer(name)
         if series.unit != "seconds":
             raise _unit_mismatch(name, series.unit, "seconds")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
         return Timer(series, metadata)
 
     def start_timer(self, name: str) -> None:
@@ -192,6 +194,8 @@ class PerformanceMonitor(SeriesPublisher):
 
     def stop_timer(self, name: str, metadata: dict[str, Any] | None = None) -> float | None:
         """Record and return the seconds since ``start_timer(name)``; None if it was not started."""
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
         start = self._running.pop((name, _context_id()), None)
         if start is None:
             return None
@@ -215,7 +219,7 @@ class PerformanceMonitor(SeriesPublisher):
             ValueError: the name is empty or not a string, the value is not a finite number, or
                 the series was recorded in another unit before.
         """
-        series = self._series.get(name)
+        series = self._series.get(name) if type(name) is str else None  # lists don't hash
         if series is None or self._read_only:
             check_name("Metric", name)
         # Everything is checked before a new series is made: a refused call leaves no trace.
@@ -245,9 +249,13 @@ class PerformanceMonitor(SeriesPublisher):
 
     # -- queries ------------------------------------------------------------------------------
 
+    def _live_series(self) -> list[tuple[str, SeriesBuffer]]:
+        """A snapshot of the series with samples: other threads may add or clear meanwhile."""
+        return [(name, series) for name, series in list(self._series.items()) if len(series)]
+
     def get_operation_names(self) -> list[str]:
         """Every operation with samples, sorted."""
-        return sorted(name for name, series in self._series.items() if len(series))
+        return sorted(name for name, _ in self._live_series())
 
     def get_unit(self, name: str) -> str | None:
         """The unit ``name`` is recorded in, or None for an unknown operation."""
@@ -310,8 +318,7 @@ class PerformanceMonitor(SeriesPublisher):
         """
         lo, hi = window(time_range)
         found: dict[str, list[PerformanceMetric]] = {}
-        for name in self.get_operation_names():
-            series = self._series[name]
+        for name, series in sorted(self._live_series()):
             (timestamps, values), meta = series.view()
             matches = [
                 PerformanceMetric(
@@ -331,8 +338,8 @@ class PerformanceMonitor(SeriesPublisher):
     def metadata_values(self, key: str) -> dict[Any, float]:
         """Each value ``key`` takes in the samples' metadata, with its newest epoch timestamp."""
         newest: dict[Any, float] = {}
-        for name in self.get_operation_names():
-            (timestamps, _), meta = self._series[name].view()
+        for _, series in self._live_series():
+            (timestamps, _), meta = series.view()
             for i, item in meta.items():
                 value = item.get(key)
                 if isinstance(value, str | int | float):  # hashable, chart-friendly

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 import re
 import resource
 import threading
@@ -20,7 +21,7 @@ from .monitor import PerformanceMonitor, TimeRange
 from .settings import get_settings
 from .store import PROFILE, RecordBatch, SampleStore
 
-__all__ = ["ImageProcessingProfiler", "PeakMemory"]
+__all__ = ["ImageProcessingProfiler", "PeakMemory", "current_process"]
 
 T = TypeVar("T")
 _MB = 1024.0 * 1024.0
@@ -45,15 +46,13 @@ class PeakMemory:
         self._lifetime = 0.0  # the highest mark seen before a reset wiped it
         with contextlib.suppress(OSError):
             self._lifetime = self._mark() or 0.0
-        self.supported = self._probe()
+        # Probed without writing: a reset at import would wipe the host's own peak reading.
+        self.supported = os.access(_CLEAR_REFS, os.W_OK) and os.access(_STATUS, os.R_OK)
 
-    @staticmethod
-    def _probe() -> bool:
-        try:
-            _CLEAR_REFS.write_text("5")
-            return _HWM.search(_STATUS.read_bytes()) is not None
-        except OSError:
-            return False
+    def after_fork(self) -> None:
+        """A child starts with no profile running and a lock nobody holds."""
+        self._lock = threading.Lock()
+        self._active = 0
 
     def begin(self) -> None:
         with self._lock:
@@ -86,6 +85,16 @@ class PeakMemory:
 
 
 _PEAK = PeakMemory()
+os.register_at_fork(after_in_child=_PEAK.after_fork)
+_process: psutil.Process | None = None
+
+
+def current_process() -> psutil.Process:
+    """This process, rebuilt after a fork (a Process object keeps the pid it was made with)."""
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        _process = psutil.Process()
+    return _process
 
 
 class ImageProcessingProfiler:
@@ -104,7 +113,6 @@ class ImageProcessingProfiler:
         self, monitor: PerformanceMonitor | None = None, max_profiles: int = 10_000
     ) -> None:
         self.monitor = monitor if monitor is not None else PerformanceMonitor()
-        self._process = psutil.Process()
         self._profiles: deque[dict[str, Any]] = deque(maxlen=max_profiles)
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -142,7 +150,7 @@ class ImageProcessingProfiler:
         """
         name = operation_name or getattr(func, "__qualname__", None) or repr(func)
         pixels = _pixels(image_size)
-        rss_before = self._process.memory_info().rss
+        rss_before = current_process().memory_info().rss
         _PEAK.begin()
         cpu_start = time.process_time()
         wall_start = time.perf_counter()
@@ -156,7 +164,7 @@ class ImageProcessingProfiler:
             wall = time.perf_counter() - wall_start
             cpu = time.process_time() - cpu_start
             peak = _PEAK.end()
-            rss_after = self._process.memory_info().rss
+            rss_after = current_process().memory_info().rss
             high = max(peak or 0.0, rss_before, rss_after)
             profile: dict[str, Any] = {
                 "operation": name,
@@ -235,13 +243,13 @@ class ImageProcessingProfiler:
 
     def track_memory_usage(self, operation: str) -> float:
         """Record this process's resident memory (MB) under ``"<operation>.memory_mb"``."""
-        rss_mb = self._process.memory_info().rss / _MB
+        rss_mb = current_process().memory_info().rss / _MB
         self.monitor.record_metric(f"{operation}.memory_mb", rss_mb, "MB")
         return rss_mb
 
     def get_memory_stats(self) -> dict[str, float]:
         """This process's memory now, its lifetime peak, and the machine's available memory."""
-        info = self._process.memory_info()
+        info = current_process().memory_info()
         system = psutil.virtual_memory()
         return {
             "rss_mb": info.rss / _MB,
@@ -252,7 +260,7 @@ class ImageProcessingProfiler:
                 float(info.rss),
             )
             / _MB,
-            "percent": float(self._process.memory_percent()),
+            "percent": float(current_process().memory_percent()),
             "system_available_mb": system.available / _MB,
             "system_percent": float(system.percent),
         }
@@ -296,6 +304,11 @@ class ImageProcessingProfiler:
             entry["share_of_total"] = entry["total_time"] / grand_total if grand_total > 0 else 0.0
         ranked.sort(key=lambda entry: entry["total_time"], reverse=True)
         return ranked
+
+    def drop_inherited(self) -> None:
+        """After a fork: a new lock, the child's own process, and no parent profiles to write."""
+        self._lock = threading.Lock()
+        self._pending = []
 
     def pending_batches(self) -> list[RecordBatch]:
         """New profiles for the store (the flusher calls this), one batch per operation."""

@@ -501,6 +501,12 @@ class ResourceMonitor:
 
     # -- the store ------------------------------------------------------------------------------
 
+    def drop_inherited(self) -> None:
+        """After a fork: new locks, and the parent's pending rows left to the parent."""
+        self._lock = threading.Lock()
+        self._cpu_lock = threading.Lock()
+        self._pending.clear()
+
     def pending_batches(self) -> list[RecordBatch]:
         """New snapshots for the store, one record series per host (the flusher calls this)."""
         with self._lock:

@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +69,19 @@ READ_LOOKBACK_S = COMPACT_SPAN_S + MAX_BATCH_SPAN_S
 _ALL_KINDS = (METRIC, API, RESOURCE, CACHE, PROFILE)
 # diskcache culls (retention, size limit) only when we ask, and we count what it removes.
 _CULL_EVERY_S = 5.0
+
+
+_STORES: weakref.WeakSet[SampleStore] = weakref.WeakSet()
+
+
+def _renew_locks_after_fork() -> None:
+    # A parent thread may have held one of these at the fork; the child's would never open.
+    for store in list(_STORES):
+        store._open_lock = threading.Lock()
+        store._seq_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_locks_after_fork)
 
 
 class StoreError(RuntimeError):
@@ -151,11 +165,27 @@ class SeriesData:
         return int(self.columns[0].size) if self.columns else 0
 
 
+def _json(value: Any) -> str:
+    """Compact JSON; values JSON lacks become their str(), and so do keys it refuses (tuples)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), default=str)
+    except TypeError:
+        return json.dumps(_str_keys(value), separators=(",", ":"), default=str)
+
+
+def _str_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): _str_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_str_keys(v) for v in value]
+    return value
+
+
 def _encode_columns(batch: ColumnBatch, extra: dict[str, Any] | None = None) -> bytes:
     header = {"unit": batch.unit, "n": batch.size, "k": len(batch.columns), **(extra or {})}
     if batch.meta:
         header["meta"] = {str(i): m for i, m in batch.meta.items()}
-    head = json.dumps(header, separators=(",", ":"), default=str).encode()
+    head = _json(header).encode()
     body = b"".join(np.ascontiguousarray(c, dtype="<f8").tobytes() for c in batch.columns)
     return _MAGIC + len(head).to_bytes(4, "little") + head + body
 
@@ -321,6 +351,7 @@ class SampleStore:
         self._seq = 0
         self._last_compact = time.monotonic()  # not at start: short processes skip it
         self._compacted: dict[tuple[str, str], float] = {}
+        _STORES.add(self)
         self._last_cull = 0.0
         self._warned = False
 
@@ -343,7 +374,8 @@ class SampleStore:
             raise StoreError(path, "it is a file, not a folder; point STORE_DIR at a folder")
         try:
             if not path.exists():
-                path.mkdir(mode=0o700, parents=True)
+                # exist_ok: another process may create it between the check and here.
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
                 path.chmod(0o700)  # mkdir's mode is filtered by the umask
             return diskcache.Cache(
                 str(path),
@@ -383,7 +415,7 @@ class SampleStore:
             for part in _split_by_span(stamps):
                 chunk = rows[part]
                 if chunk:
-                    text = json.dumps(chunk, separators=(",", ":"), default=str)
+                    text = _json(chunk)
                     yield self._key(item.kind, item.series, float(stamps[part.start])), text
             return
         item = _in_time_order(item)
@@ -410,15 +442,25 @@ class SampleStore:
         items = [item for item in items if item.size]
         if not items:
             return True
+        entries: list[tuple[str, bytes | str]] = []
+        samples = 0  # in the entries, counted as dropped if the transaction fails
+        for item in items:
+            try:
+                entries.extend(self._encoded(item))
+                samples += item.size
+            except (TypeError, ValueError) as exc:  # e.g. metadata JSON cannot hold
+                # One bad batch must not cost the others their write: count it and go on.
+                self._record_failure(exc, item.size)
+        if not entries:
+            return False
         try:
             cache = self._open()
-            entries = [entry for item in items for entry in self._encoded(item)]
             with cache.transact(retry=True):
                 for key, value in entries:
                     cache.set(key, value, expire=self.retention_s)
             self._maybe_cull(cache)
         except Exception as exc:  # never harm the host app: count, warn once, carry on
-            self._record_failure(exc, sum(item.size for item in items))
+            self._record_failure(exc, samples)
             return False
         if self._warned:
             logger.warning("ptpd-monitor: sample store at %s works again", self.directory)

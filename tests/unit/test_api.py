@@ -335,7 +335,17 @@ def test_get_endpoint_stats_combines_methods_unless_asked(tracker: APIPerformanc
 
 
 def test_get_endpoint_stats_unknown_endpoint(tracker: APIPerformanceTracker) -> None:
-    assert tracker.get_endpoint_stats("/nope") == {"count": 0, "error_count": 0, "error_rate": 0.0}
+    # Every key is there, so QUICKREF's `stats["p95_ms"]` works before the first request.
+    empty = {
+        f"{field}_ms": None
+        for field in ("min", "max", "mean", "median", "p50", "p90", "p95", "p99")
+    }
+    assert tracker.get_endpoint_stats("/nope") == {
+        "count": 0,
+        "error_count": 0,
+        "error_rate": 0.0,
+        **empty,
+    }
     assert tracker.get_error_rate("/nope") == 0.0
     assert tracker.get_error_rate() == 0.0
     assert tracker.get_response_times("/nope") == []
