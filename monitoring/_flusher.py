@@ -3,8 +3,7 @@
 Sources (monitors, API trackers, caches, resource samplers) register themselves; every
 ``FLUSH_INTERVAL_S`` and at interpreter exit the thread asks each for its pending batches and
 writes them, one transaction per store. Registration holds weak references, so a dropped
-monitor is simply forgotten (after its last samples were flushed by its finaliser-free path:
-``flush()`` is cheap, call it when you are done with a short-lived monitor).
+monitor is forgotten; its finaliser writes what it still held (see ``_publisher.py``).
 """
 
 from __future__ import annotations

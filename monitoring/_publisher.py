@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import ClassVar, Self
 
 from ._flusher import FLUSHER, flush_sources
@@ -35,6 +36,9 @@ class SeriesPublisher:
         self._store = store
         if store is not None:
             FLUSHER.register(self, settings.FLUSH_INTERVAL_S)
+            # The flusher holds publishers weakly: one dropped before the next flush still
+            # writes what it holds (the buffers outlive it long enough for that).
+            weakref.finalize(self, _write_pending, store, self.KIND, self._series)
 
     @property
     def store(self) -> SampleStore | None:
@@ -55,15 +59,7 @@ class SeriesPublisher:
 
     def pending_batches(self) -> list[ColumnBatch]:
         """New samples for the store, one batch per series (the flusher calls this)."""
-        batches = []
-        for name, series in list(self._series.items()):
-            taken = series.take_unflushed()
-            if taken is not None:
-                columns, meta = taken
-                batches.append(
-                    ColumnBatch(self.KIND, name, tuple(columns), series.unit, meta or None)
-                )
-        return batches
+        return _pending(self.KIND, self._series)
 
     def drop_inherited(self) -> None:
         """After a fork: new locks, and the parent's pending samples left to the parent."""
@@ -86,3 +82,17 @@ class SeriesPublisher:
                 loaded._series[name] = series
         loaded._read_only = True
         return loaded
+
+
+def _pending(kind: str, series_map: dict[str, SeriesBuffer]) -> list[ColumnBatch]:
+    batches = []
+    for name, series in list(series_map.items()):
+        taken = series.take_unflushed()
+        if taken is not None:
+            columns, meta = taken
+            batches.append(ColumnBatch(kind, name, tuple(columns), series.unit, meta or None))
+    return batches
+
+
+def _write_pending(store: SampleStore, kind: str, series_map: dict[str, SeriesBuffer]) -> None:
+    store.write(_pending(kind, series_map))

@@ -13,8 +13,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from . import (
+    CacheManager,
+    get_api_tracker,
+    get_monitor,
+    get_profiler,
+    get_resource_monitor,
+    get_settings,
+    get_store,
+)
 from . import flush as flush_all
-from . import get_api_tracker, get_cache, get_monitor, get_profiler, get_resource_monitor
 from .imaging import run_pipeline, step_tablet_tiff
 
 __all__ = ["DEMO_ENDPOINTS", "record_demo_session"]
@@ -49,11 +57,25 @@ def _api_traffic(rng: random.Random, session_id: str, requests: int) -> int:
     return errors
 
 
+_DEMO_CACHE: CacheManager | None = None
+
+
+def _demo_cache() -> CacheManager:
+    """A cache of its own: the app's cache (shared on disk, perhaps) never gets made-up curves."""
+    global _DEMO_CACHE
+    if _DEMO_CACHE is None:
+        store = get_store() if get_settings().STORE_ENABLED else None
+        _DEMO_CACHE = CacheManager(
+            max_size=300, default_ttl=600, backend="memory", name="demo-curves", store=store
+        )
+    return _DEMO_CACHE
+
+
 def _cache_traffic(rng: random.Random, lookups: int) -> None:
     """Curve lookups with a few popular curves, so the hit rate settles somewhere realistic."""
-    cache = get_cache()
+    cache = _demo_cache()
     for _ in range(lookups):
-        key = f"curve:{min(int(rng.paretovariate(1.2)), 400)}"
+        key = f"curve:{min(int(rng.paretovariate(0.6)), 1000)}"
         if cache.get(key) is None:
             cache.set(key, {"points": [round(rng.random(), 4) for _ in range(8)]}, ttl=600)
 
@@ -110,11 +132,12 @@ def record_demo_session(
     finally:
         if not was_sampling:
             resources.stop_sampling()
+        _demo_cache().flush()
         flush_all()
     return {
         "session_id": session_id,
         "pipeline_runs": passes,
         "requests": requests,
         "request_errors": errors,
-        "cache": get_cache().get_stats().model_dump(mode="json"),
+        "cache": _demo_cache().get_stats().model_dump(mode="json"),
     }

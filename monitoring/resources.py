@@ -42,6 +42,15 @@ _MAX_PENDING = 100_000
 _CPU_MIN_WINDOW_S = 0.1
 
 
+class _DiskUsage(NamedTuple):
+    percent: float
+    used: float
+    free: float
+
+
+_NO_DISK = _DiskUsage(math.nan, math.nan, math.nan)
+
+
 class Severity(enum.IntEnum):
     """How far past its threshold a reading is; ordered, so ``max()`` picks the worst."""
 
@@ -226,6 +235,7 @@ class ResourceMonitor:
         self._stop = threading.Event()
         self.dropped_samples = 0
         self.sample_errors = 0
+        self.disk_errors = 0
         self._failing = False
         # Prime our own CPU baseline (see _cpu_sample), so no reading is a meaningless 0.0.
         self._cpu_lock = threading.Lock()
@@ -306,12 +316,19 @@ class ResourceMonitor:
     def check_resources(self) -> ResourceUsage:
         """A snapshot of CPU, memory, the watched disk and every GPU; cheap, never blocks.
 
-        Raises:
-            ValueError: the watched disk path has gone away since the monitor was built.
+        A watched disk path that has gone away since the monitor was built (an unmounted
+        drive) reads as NaN, with one warning and ``disk_errors`` counting, not an exception:
+        the monitor's caller is the host app.
         """
         cpu = self.get_cpu_usage()
         memory = psutil.virtual_memory()
-        disk = _disk_usage(self.disk_path)
+        try:
+            disk = _disk_usage(self.disk_path)
+        except ValueError as exc:
+            self.disk_errors += 1
+            if self.disk_errors == 1:
+                logger.warning("ptpd-monitor: %s; disk readings are NaN until it is back", exc)
+            disk = _NO_DISK
         gpus = _nvml.gpu_snapshots()
         gpu_percent, gpu_used, gpu_total = _gpu0_fields(gpus)
         return ResourceUsage(

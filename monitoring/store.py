@@ -257,6 +257,18 @@ def _encode_records(kind: str, series: str, columns: dict[str, list[Any]]) -> by
     return _encode_columns(ColumnBatch(kind, series, arrays), extra)
 
 
+def _decodes(kind: str, value: Any) -> bool:
+    """Whether a stored value is a batch of ours that compaction can merge."""
+    try:
+        if kind in _COLUMNAR_KINDS:
+            _decode_columns(value)
+        else:
+            _record_columns(value)["ts"]
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
+
+
 def _merged_records(
     kind: str, series: str, values: list[bytes | str]
 ) -> tuple[bytes, float, float]:
@@ -536,8 +548,11 @@ class SampleStore:
                     value = cache.get(key, default=None)
                 except _PickledRowError:
                     continue  # not ours: leave it where it is, readers refuse it
-                if value is not None:  # another process may have merged it already
-                    present.append((key, value))
+                if value is None:  # another process may have merged it already
+                    continue
+                if not _decodes(kind, value):
+                    continue  # not a batch of ours: leave it for readers to refuse
+                present.append((key, value))
             if len(present) < 2:
                 return 0
             if kind in _COLUMNAR_KINDS:

@@ -178,13 +178,13 @@ def test_missing_disk_path_names_it_and_says_what_to_do(tmp_path: Path) -> None:
         ResourceMonitor(disk_path=missing)
 
 
-def test_disk_path_removed_after_start(tmp_path: Path) -> None:
+def test_disk_path_removed_after_start_is_a_clear_error_when_asked_for(tmp_path: Path) -> None:
     folder = tmp_path / "usb"
     folder.mkdir()
     monitor = ResourceMonitor(disk_path=folder)
     folder.rmdir()
     with pytest.raises(ValueError, match="usb"):
-        monitor.check_resources()
+        monitor.get_disk_usage()  # asked for by name: the caller hears why
 
 
 def test_check_resources_without_gpu(no_gpu: None) -> None:
@@ -497,3 +497,23 @@ def test_sampler_restarts_after_stop(no_gpu: None) -> None:
     finally:
         monitor.stop_sampling()
     monitor.stop_sampling()  # stopping twice is harmless
+
+
+def test_a_disk_path_that_goes_away_reads_as_nan_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watched = tmp_path / "usb-drive"
+    watched.mkdir()
+    monitor = ResourceMonitor(disk_path=watched)
+    watched.rmdir()  # unmounted while the app runs
+
+    with caplog.at_level(logging.WARNING):
+        first = monitor.check_resources()
+        second = monitor.check_resources()
+        alerts = monitor.get_alerts_for_high_usage()
+
+    assert math.isnan(first.disk_percent) and math.isnan(second.disk_free_gb)
+    assert first.cpu_percent >= 0  # the rest of the snapshot is still read
+    assert monitor.disk_errors == 3
+    assert not [a for a in alerts if a["resource"] == "disk"]
+    assert len([r for r in caplog.records if "usb-drive" in r.getMessage()]) == 1

@@ -968,3 +968,29 @@ def test_compacted_records_read_back_with_their_types(store: SampleStore) -> Non
     assert frame["pid"].dtype == np.int64
     assert frame["cache"].tolist() == ["curves"] * 10
     assert frame["gpu0_power_w"].isna().tolist() == [i % 2 == 1 for i in range(10)]
+
+
+def test_compaction_leaves_foreign_rows_and_goes_on(store: SampleStore) -> None:
+    store.write(
+        [metric("a", [T0]), metric("a", [T0 + 1]), metric("b", [T0]), metric("b", [T0 + 1])]
+    )
+    foreign = f"metric|a|{T0 + 2:017.6f}|1|1"
+    diskcache.Cache(str(store.directory)).set(foreign, b"not a batch")
+    assert store.compact(older_than=T0 + 7200) == 2  # one merge in each series
+    assert store.error_count == 0
+    assert foreign in diskcache.Cache(str(store.directory))
+    np.testing.assert_array_equal(store.read_columns(METRIC, "b").columns[0], [T0, T0 + 1])
+
+
+def test_a_dropped_monitor_still_writes_what_it_held(store: SampleStore) -> None:
+    def record() -> None:
+        monitor = PerformanceMonitor(store=store)
+        for i in range(50):
+            monitor.record_metric("short_lived", float(i))
+
+    record()
+    import gc
+
+    gc.collect()
+    assert store.read_columns(METRIC, "short_lived").size == 50
+    assert store.dropped_samples == 0
