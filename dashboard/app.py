@@ -6,8 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from ptpd_calibration.dashboard.components import sidebar_window, store_in_use
-from ptpd_calibration.monitoring import ResourceMonitor, get_resource_monitor, get_settings
+from ptpd_calibration.dashboard.components import guarded, sidebar_window, store_in_use
+from ptpd_calibration.monitoring import (
+    ResourceMonitor,
+    SettingsError,
+    get_resource_monitor,
+    get_settings,
+)
 
 _PAGES = Path(__file__).parent / "app_pages"
 
@@ -23,7 +28,13 @@ def machine_sampler() -> ResourceMonitor:
 def run() -> None:
     """Build the navigation and the sidebar, then run the chosen page."""
     st.set_page_config(page_title="ptpd-monitor", page_icon=":material/monitoring:", layout="wide")
-    machine_sampler()
+    try:
+        get_settings()
+    except SettingsError as exc:  # nothing works without settings: say which one, and stop
+        st.error(f"The monitoring settings are invalid. {exc}")
+        st.stop()
+    with guarded("this machine's resource sampler"):
+        machine_sampler()
     pages = [
         st.Page(
             _PAGES / "overview.py",

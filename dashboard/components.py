@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time as _time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, time
 
+import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -20,6 +22,7 @@ from .data import (
     cached_monitor,
     has_metrics,
     preset_window,
+    refresh_seconds,
 )
 
 __all__ = [
@@ -67,6 +70,9 @@ def current_window() -> Window:
         start, end = end, start
     since = datetime.combine(start, time.min).astimezone().timestamp()
     until = datetime.combine(end, time.max).astimezone().timestamp()
+    # A window reaching into the future ends now, rounded like the presets: cache keys move on.
+    period = refresh_seconds(until - since)
+    until = min(until, float(np.ceil(_time.time() / period) * period))
     return Window(f"{start} to {end}", since, until)
 
 

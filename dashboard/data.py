@@ -273,6 +273,14 @@ def session_ids(monitor: PerformanceMonitor) -> list[str]:
     return sorted((s for s in newest if isinstance(s, str)), key=newest.__getitem__, reverse=True)
 
 
+def _image_operations(profiles: pd.DataFrame) -> int:
+    """Profiled operations that worked on an image (they carry a pixel count) and succeeded."""
+    if profiles.empty or "pixels" not in profiles:
+        return 0
+    worked = profiles["pixels"].notna() & profiles.get("success", True).astype(bool)
+    return int(worked.sum())
+
+
 def headline(store: SampleStore, window: Window) -> dict[str, Any]:
     """The Overview's numbers for the window: operations timed, requests, errors, cache, images.
 
@@ -289,7 +297,9 @@ def headline(store: SampleStore, window: Window) -> dict[str, Any]:
         "requests": requests,
         "error_rate": tracker.get_error_rate() if requests else None,
         "cache_hit_rate": float(totals["hits"].sum()) / lookups if lookups else None,
-        "images_profiled": monitor.sample_count("pipeline.decode"),
+        "images_profiled": _image_operations(
+            cached_profiles(directory, window.since, window.until)
+        ),
     }
 
 
@@ -298,48 +308,56 @@ def headline(store: SampleStore, window: Window) -> dict[str, Any]:
 # a week of samples costs more than reading them. Pages never mutate what they get.
 
 
+# The window's end, rounded to its refresh period, is in every key: a key stands for data that
+# no longer changes, so entries live until evicted (max_entries), not for a fixed ttl that
+# would reload a week on every click. The ttl only frees memory of windows nobody looks at.
+_TTL_S = 3600.0
+
+
+@st.cache_resource(show_spinner=False)
 def _store(directory: str) -> SampleStore:
+    """One SampleStore per folder for the server's lifetime (the default one, in practice)."""
     default = get_store()
     return default if str(default.directory) == directory else SampleStore(directory)
 
 
-@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
 def cached_metrics_frame(directory: str, since: float, until: float) -> pd.DataFrame:
     """Raw metric samples of the window (see SampleStore.metrics_frame)."""
     return _store(directory).metrics_frame(since, until)
 
 
-@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
 def cached_api_frame(directory: str, since: float, until: float) -> pd.DataFrame:
     """Raw requests of the window (see SampleStore.api_frame)."""
     return _store(directory).api_frame(since, until)
 
 
-@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
 def cached_resources(directory: str, since: float, until: float) -> pd.DataFrame:
     """Resource samples of the window."""
     return _store(directory).resource_samples(since, until)
 
 
-@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
 def cached_cache_stats(directory: str, since: float, until: float) -> pd.DataFrame:
     """Cache snapshots of the window."""
     return _store(directory).cache_stats(since, until)
 
 
-@st.cache_resource(ttl=REFRESH_S, max_entries=16, show_spinner=False)
+@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
 def cached_profiles(directory: str, since: float, until: float) -> pd.DataFrame:
     """Profiles of the window."""
     return _store(directory).profiles(since, until)
 
 
-@st.cache_resource(ttl=REFRESH_S, max_entries=8, show_spinner=False)
+@st.cache_resource(ttl=_TTL_S, max_entries=8, show_spinner=False)
 def cached_monitor(directory: str, since: float, until: float) -> PerformanceMonitor:
     """A read-only monitor over the window (shared by sessions; never mutated)."""
     return _store(directory).load_monitor(since, until)
 
 
-@st.cache_resource(ttl=REFRESH_S, max_entries=8, show_spinner=False)
+@st.cache_resource(ttl=_TTL_S, max_entries=8, show_spinner=False)
 def cached_api_tracker(directory: str, since: float, until: float) -> APIPerformanceTracker:
     """A read-only API tracker over the window (shared by sessions; never mutated)."""
     return _store(directory).load_api_tracker(since, until)

@@ -448,7 +448,9 @@ class CacheManager:
             return diskcache.Cache(
                 str(path),
                 disk=_NoPickleDisk,
-                timeout=10,
+                # get/set run on the host's thread: wait at most a second for another
+                # process's write lock, then count a miss or a dropped set (no retry loop).
+                timeout=1,
                 eviction_policy="least-recently-used",  # get() stamps access_time
                 statistics=False,
                 tag_index=False,
@@ -510,7 +512,7 @@ class CacheManager:
             # One transaction, so processes setting at once never leave more than max_size.
             # (diskcache's own cull inside set() may drop rows past their expire= first; those
             # are not counted here.)
-            with cache._transact(retry=True) as (sql, cleanup):
+            with cache._transact(retry=False) as (sql, cleanup):
                 cache.set(db_key, row, expire=seconds, tag=expires_at)
                 excess = len(cache) - self.max_size
                 if excess <= 0:
@@ -533,7 +535,7 @@ class CacheManager:
         """Delete the rows ``where`` selects; (live, expired) removed, expired ones counted."""
         assert self._disk is not None
         try:
-            with self._disk._transact(retry=True) as (sql, cleanup):
+            with self._disk._transact(retry=False) as (sql, cleanup):
                 live, expired = _delete_rows(sql, cleanup, where, params, now)
         except _DISK_ERRORS as exc:
             self._failed(exc)

@@ -94,6 +94,12 @@ class CacheStats(BaseModel):
     name: str = "default"
     timestamp: datetime = Field(default_factory=_now)
 
+    def __getitem__(self, field: str) -> Any:
+        """``stats["hits"]`` as well as ``stats.hits``: QUICKREF shows the stats as a mapping."""
+        if field not in type(self).model_fields and field not in ("hit_rate", "miss_rate"):
+            raise KeyError(field)
+        return getattr(self, field)
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def hit_rate(self) -> float:

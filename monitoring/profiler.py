@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
 import os
 import re
@@ -21,7 +22,7 @@ from .monitor import PerformanceMonitor, TimeRange
 from .settings import get_settings
 from .store import PROFILE, RecordBatch, SampleStore
 
-__all__ = ["ImageProcessingProfiler", "PeakMemory", "current_process"]
+__all__ = ["ImageProcessingProfiler", "PeakMemory", "current_process", "rank_bottlenecks"]
 
 T = TypeVar("T")
 _MB = 1024.0 * 1024.0
@@ -148,7 +149,7 @@ class ImageProcessingProfiler:
             Whatever ``func`` raises, after recording a failed profile (with ``error``) and no
             timing.
         """
-        name = operation_name or getattr(func, "__qualname__", None) or repr(func)
+        name = operation_name or _operation_name(func)
         pixels = _pixels(image_size)
         rss_before = current_process().memory_info().rss
         _PEAK.begin()
@@ -279,31 +280,7 @@ class ImageProcessingProfiler:
         slower a bad run is than a typical one) and unstable (slowdown_factor ≥ unstable_factor,
         judged only from ``min_samples`` runs on: with fewer, p90 is just the slowest run).
         """
-        names = list(operations) if operations is not None else self.monitor.get_operation_names()
-        ranked: list[dict[str, Any]] = []
-        for name in names:
-            stats = self.monitor.get_statistics(name, time_range)
-            if not stats["count"] or stats.get("unit") != "seconds":
-                continue
-            median, p90 = float(stats["median"]), float(stats["p90"])
-            slowdown = p90 / median if median > 0 else 1.0
-            ranked.append(
-                {
-                    "operation": name,
-                    "count": int(stats["count"]),
-                    "median_time": median,
-                    "p90_time": p90,
-                    "mean_time": float(stats["mean"]),
-                    "total_time": float(stats["mean"]) * int(stats["count"]),
-                    "slowdown_factor": slowdown,
-                    "unstable": int(stats["count"]) >= min_samples and slowdown >= unstable_factor,
-                }
-            )
-        grand_total = sum(entry["total_time"] for entry in ranked)
-        for entry in ranked:
-            entry["share_of_total"] = entry["total_time"] / grand_total if grand_total > 0 else 0.0
-        ranked.sort(key=lambda entry: entry["total_time"], reverse=True)
-        return ranked
+        return rank_bottlenecks(self.monitor, operations, unstable_factor, time_range, min_samples)
 
     def drop_inherited(self) -> None:
         """After a fork: a new lock, the child's own process, and no parent profiles to write."""
@@ -323,6 +300,48 @@ class ImageProcessingProfiler:
         """Write pending profiles and timings to the store now."""
         if self.store is not None:
             flush_sources([self.monitor, self])
+
+
+def rank_bottlenecks(
+    monitor: PerformanceMonitor,
+    operations: Sequence[str] | None = None,
+    unstable_factor: float = 1.5,
+    time_range: TimeRange = None,
+    min_samples: int = 5,
+) -> list[dict[str, Any]]:
+    """``identify_bottlenecks`` over any monitor (a report's, loaded from the store)."""
+    names = list(operations) if operations is not None else monitor.get_operation_names()
+    ranked: list[dict[str, Any]] = []
+    for name in names:
+        stats = monitor.get_statistics(name, time_range)
+        if not stats["count"] or stats.get("unit") != "seconds":
+            continue
+        median, p90 = float(stats["median"]), float(stats["p90"])
+        slowdown = p90 / median if median > 0 else 1.0
+        ranked.append(
+            {
+                "operation": name,
+                "count": int(stats["count"]),
+                "median_time": median,
+                "p90_time": p90,
+                "mean_time": float(stats["mean"]),
+                "total_time": float(stats["mean"]) * int(stats["count"]),
+                "slowdown_factor": slowdown,
+                "unstable": int(stats["count"]) >= min_samples and slowdown >= unstable_factor,
+            }
+        )
+    grand_total = sum(entry["total_time"] for entry in ranked)
+    for entry in ranked:
+        entry["share_of_total"] = entry["total_time"] / grand_total if grand_total > 0 else 0.0
+    ranked.sort(key=lambda entry: entry["total_time"], reverse=True)
+    return ranked
+
+
+def _operation_name(func: Callable[..., Any]) -> str:
+    """A stable series name: a repr with a memory address would make a series per call."""
+    inner = func.func if isinstance(func, functools.partial) else func
+    name = getattr(inner, "__qualname__", None) or type(inner).__qualname__
+    return str(name)
 
 
 def _pixels(image_size: tuple[int, int] | None) -> int | None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import stats as _stats
 from .monitor import PerformanceMonitor, window, write_text_atomically
-from .profiler import ImageProcessingProfiler
+from .profiler import rank_bottlenecks
 
 if TYPE_CHECKING:
     from .api import APIPerformanceTracker
@@ -86,9 +86,7 @@ class PerformanceReport:
                 "samples": sum(int(s["count"]) for s in operations.values()),
             },
             "operations": operations,
-            "bottlenecks": ImageProcessingProfiler(self.monitor).identify_bottlenecks(
-                list(operations), time_range=time_range
-            ),
+            "bottlenecks": rank_bottlenecks(self.monitor, list(operations), time_range=time_range),
         }
         if self.api_tracker is not None:
             report["api"] = self.api_tracker.generate_api_report(time_range)

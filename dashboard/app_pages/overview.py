@@ -21,6 +21,11 @@ _SPARK_S = 10 * 60
 @st.fragment(run_every=REFRESH_S)
 def live_panel() -> None:
     """Gauges and alerts of this machine, rerun every few seconds without reloading the page."""
+    with guarded("the live resource gauges"):
+        _gauges_and_alerts()
+
+
+def _gauges_and_alerts() -> None:
     monitor = get_resource_monitor()
     usage = monitor.check_resources()
     gauges: list[tuple[str, float | None, float]] = [
@@ -78,7 +83,7 @@ with guarded("the overview"):
         c.metric("Error rate", "–" if rate is None else f"{rate:.1%}")
         hit = numbers["cache_hit_rate"]
         d.metric("Cache hit rate", "–" if hit is None else f"{hit:.1%}")
-        e.metric("Images profiled", f"{numbers['images_profiled']:,}")
+        e.metric("Image operations profiled", f"{numbers['images_profiled']:,}")
 
     monitor = get_resource_monitor()
     st.subheader("Alert history")

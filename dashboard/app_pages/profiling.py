@@ -18,7 +18,7 @@ from ptpd_calibration.dashboard.data import cached_monitor
 from ptpd_calibration.dashboard.upload import UploadProfile, profile_upload, step_operations
 from ptpd_calibration.monitoring import flush
 from ptpd_calibration.monitoring.imaging import PRINT_SIZES, ImageInputError, preview_png
-from ptpd_calibration.monitoring.profiler import ImageProcessingProfiler
+from ptpd_calibration.monitoring.profiler import rank_bottlenecks
 
 st.title("Image profiling")
 st.caption(
@@ -98,7 +98,7 @@ window = current_window()
 with guarded("the ranking history"):
     if not empty_state(store, "profiling"):
         monitor = cached_monitor(str(store.directory), window.since, window.until)
-        history = ImageProcessingProfiler(monitor).identify_bottlenecks(step_operations())
+        history = rank_bottlenecks(monitor, step_operations())
         if history:
             st.plotly_chart(charts.bottleneck_bar(history), key="profiling_history")
         else:

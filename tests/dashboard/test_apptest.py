@@ -104,7 +104,7 @@ def test_generate_demo_data_records_a_session_and_the_page_shows_it(
     at.switch_page("app_pages/overview.py").run()  # other pages see the data too
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Images profiled"] != "0"
+    assert metrics["Image operations profiled"] != "0"
 
 
 # -- a populated store -----------------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_overview_headline_numbers_match_the_recorded_session(
 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["API requests"] == f"{summary['requests']:,}"
-    assert metrics["Images profiled"] == f"{summary['pipeline_runs']:,}"
+    assert metrics["Image operations profiled"] == f"{7 * summary['pipeline_runs']:,}"
     assert metrics["Error rate"] == f"{summary['request_errors'] / summary['requests']:.1%}"
     cache = summary["cache"]
     assert metrics["Cache hit rate"] == f"{cache['hits'] / (cache['hits'] + cache['misses']):.1%}"

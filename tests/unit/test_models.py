@@ -195,3 +195,10 @@ def test_api_metric_is_error(status: int, is_error: bool) -> None:
     assert metric.method == "GET"
     assert metric.error is None
     assert metric.metadata == {}
+
+
+def test_cache_stats_read_as_a_mapping_too() -> None:
+    stats = CacheStats(hits=3, misses=1, size=2, evictions=1)
+    assert stats["hits"] == 3 and stats["hit_rate"] == 0.75 and stats["miss_rate"] == 0.25
+    with pytest.raises(KeyError):
+        stats["nope"]

@@ -489,3 +489,20 @@ def test_returned_profile_is_the_callers_copy(profiler: ImageProcessingProfiler)
     profile["operation"] = "tampered"
     assert profiler.get_profiles()[0]["operation"] == "op"
     assert profiler.monitor.get_operation_names() == ["op"]
+
+
+def test_partials_and_callable_objects_get_stable_names() -> None:
+    import functools
+
+    class Sharpen:
+        def __call__(self, amount: int) -> int:
+            return amount
+
+    profiler = ImageProcessingProfiler()
+    profiler.profile_operation(functools.partial(sorted, [2, 1]))
+    profiler.profile_operation(functools.partial(sorted, [3, 1]))
+    profiler.profile_operation(Sharpen(), 3)
+    names = profiler.monitor.get_operation_names()
+    assert len(names) == 2 and "sorted" in names
+    assert next(n for n in names if n != "sorted").endswith("<locals>.Sharpen")
+    assert profiler.monitor.get_statistics("sorted")["count"] == 2
