@@ -277,7 +277,9 @@ def _image_operations(profiles: pd.DataFrame) -> int:
     """Profiled operations that worked on an image (they carry a pixel count) and succeeded."""
     if profiles.empty or "pixels" not in profiles:
         return 0
-    worked = profiles["pixels"].notna() & profiles.get("success", True).astype(bool)
+    worked = profiles["pixels"].notna()
+    if "success" in profiles:
+        worked &= profiles["success"].astype(bool)
     return int(worked.sum())
 
 
