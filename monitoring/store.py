@@ -7,11 +7,12 @@ One entry holds one flush of one series. Keys sort by kind, series and time::
 
 so a time-window read is one indexed range scan that touches only the window's batches.
 Columnar values are packed float64 bytes behind a small JSON header; record values (resource
-samples, cache snapshots, profiles) are JSON text. Nothing is ever pickled, and a pickled row
-found on read is refused.
+samples, cache snapshots, profiles) are JSON rows when fresh and columnar once compacted.
+Nothing is ever pickled, and a pickled row found on read is refused.
 
 Writes never raise into the host app: a failure is logged once, counted, and the batch's
-samples are counted as dropped (the process keeps them in memory). Reads raise
+samples are counted in ``dropped_samples`` (they are not retried; the process's own history
+still answers its queries). Reads raise
 :class:`StoreError`, naming the folder and the reason, for the dashboard and CLI to show.
 """
 
