@@ -57,18 +57,24 @@ def _api_traffic(rng: random.Random, session_id: str, requests: int) -> int:
     return errors
 
 
-_DEMO_CACHE: CacheManager | None = None
+_DEMO_CACHES: dict[str, CacheManager] = {}
 
 
 def _demo_cache() -> CacheManager:
-    """A cache of its own: the app's cache (shared on disk, perhaps) never gets made-up curves."""
-    global _DEMO_CACHE
-    if _DEMO_CACHE is None:
-        store = get_store() if get_settings().STORE_ENABLED else None
-        _DEMO_CACHE = CacheManager(
+    """A cache of its own: the app's cache (shared on disk, perhaps) never gets made-up curves.
+
+    One per store folder, so sessions recorded into the same store add up.
+    """
+    settings = get_settings()
+    folder = str(settings.STORE_DIR)
+    cache = _DEMO_CACHES.get(folder)
+    if cache is None:
+        store = get_store() if settings.STORE_ENABLED else None
+        cache = CacheManager(
             max_size=300, default_ttl=600, backend="memory", name="demo-curves", store=store
         )
-    return _DEMO_CACHE
+        _DEMO_CACHES[folder] = cache
+    return cache
 
 
 def _cache_traffic(rng: random.Random, lookups: int) -> None:
