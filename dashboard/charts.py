@@ -60,7 +60,7 @@ def sparkline(frame: pd.DataFrame, column: str, title: str) -> go.Figure:
     )
     figure.update_layout(height=120, title={"text": title, "font": {"size": 12}}, **_LAYOUT)
     figure.update_yaxes(range=[0, 100], showgrid=False)
-    figure.update_xaxes(showgrid=False, tickformat="%H:%M")  # the date would be cut off
+    figure.update_xaxes(showgrid=False, tickformat="%H:%M:%S")  # the date would be cut off
     return figure
 
 

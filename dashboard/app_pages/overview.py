@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
+import numpy as np
 import streamlit as st
 
 from ptpd_calibration.dashboard import charts
@@ -13,9 +17,11 @@ from ptpd_calibration.dashboard.data import (
     headline,
     recent_usage,
 )
-from ptpd_calibration.monitoring import get_resource_monitor
+from ptpd_calibration.monitoring import StoreError, get_resource_monitor
 
 _SPARK_S = 10 * 60
+_FEW_SAMPLES = 30
+_STORE_PERIOD_S = 30.0
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -47,8 +53,18 @@ def _gauges_and_alerts() -> None:
     if not alerts:
         st.caption("No resource above its threshold.")
     # This server's own sampler keeps the last minutes in memory: no store read every refresh.
+    # Just after start it holds a few seconds; then the store has the minutes before (read at
+    # most every _STORE_PERIOD_S, so the 2 s refresh stays cheap).
     recent = recent_usage(monitor.get_history(), _SPARK_S)
     with guarded("the recent resource lines"):
+        if len(recent) < _FEW_SAMPLES:
+            until = float(np.ceil(time.time() / _STORE_PERIOD_S) * _STORE_PERIOD_S)
+            with contextlib.suppress(StoreError):  # the page's own section shows that banner
+                stored = cached_resources(
+                    str(store_in_use().directory), until - _SPARK_S - _STORE_PERIOD_S, until
+                )
+                if len(stored) > len(recent):
+                    recent = stored
         if not recent.empty:
             lines = st.columns(3)
             for column, (field, title) in zip(
