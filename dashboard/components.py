@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time as _time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, time
 
-import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -21,6 +19,7 @@ from .data import (
     cached_api_tracker,
     cached_monitor,
     has_metrics,
+    period_end,
     preset_window,
     refresh_seconds,
 )
@@ -72,7 +71,7 @@ def current_window() -> Window:
     until = datetime.combine(end, time.max).astimezone().timestamp()
     # A window reaching into the future ends now, rounded like the presets: cache keys move on.
     period = refresh_seconds(until - since)
-    until = min(until, float(np.ceil(_time.time() / period) * period))
+    until = min(until, period_end(period))
     return Window(f"{start} to {end}", since, until)
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "has_metrics",
     "headline",
     "percentile_buckets",
+    "period_end",
     "preset_window",
     "recent_usage",
     "refresh_seconds",
@@ -81,14 +82,18 @@ def refresh_seconds(window_s: float) -> float:
     return max(REFRESH_S, float(np.round(window_s / 1000 / REFRESH_S) * REFRESH_S))
 
 
+def period_end(period: float, now: float | None = None) -> float:
+    """``now`` rounded up to a multiple of ``period``: reads within one period share a key."""
+    now = time.time() if now is None else now
+    return float(np.ceil(now / period) * period)
+
+
 def preset_window(label: str, now: float | None = None) -> Window:
     """The preset ending now, its end rounded up to its refresh period (cache-friendly)."""
     if label not in PRESET_WINDOWS:
         raise ValueError(f"Unknown window {label!r}; choose one of {', '.join(PRESET_WINDOWS)}")
-    now = time.time() if now is None else now
     length = PRESET_WINDOWS[label].total_seconds()
-    period = refresh_seconds(length)
-    until = float(np.ceil(now / period) * period)
+    until = period_end(refresh_seconds(length), now)
     return Window(label, until - length, until)
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
 
-import numpy as np
 import streamlit as st
 
 from ptpd_calibration.dashboard import charts
@@ -15,6 +13,7 @@ from ptpd_calibration.dashboard.data import (
     alert_history,
     cached_resources,
     headline,
+    period_end,
     recent_usage,
 )
 from ptpd_calibration.monitoring import StoreError, get_resource_monitor
@@ -58,7 +57,7 @@ def _gauges_and_alerts() -> None:
     recent = recent_usage(monitor.get_history(), _SPARK_S)
     with guarded("the recent resource lines"):
         if len(recent) < _FEW_SAMPLES:
-            until = float(np.ceil(time.time() / _STORE_PERIOD_S) * _STORE_PERIOD_S)
+            until = period_end(_STORE_PERIOD_S)
             with contextlib.suppress(StoreError):  # the page's own section shows that banner
                 stored = cached_resources(
                     str(store_in_use().directory), until - _SPARK_S - _STORE_PERIOD_S, until
