@@ -20,6 +20,7 @@ from ptpd_calibration.monitoring import get_store
 from ptpd_calibration.monitoring.api import APIPerformanceTracker
 from ptpd_calibration.monitoring.models import ResourceUsage
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
+from ptpd_calibration.monitoring.profiler import operation_of
 from ptpd_calibration.monitoring.resources import classify
 from ptpd_calibration.monitoring.stats import percentiles
 from ptpd_calibration.monitoring.store import METRIC, SampleStore
@@ -300,7 +301,11 @@ def headline(store: SampleStore, window: Window) -> dict[str, Any]:
     lookups = int(totals["hits"].sum() + totals["misses"].sum()) if not totals.empty else 0
     requests = tracker.sample_count()
     return {
-        "operations_timed": monitor.sample_count(),
+        "operations_timed": sum(
+            monitor.sample_count(name)
+            for name in monitor.get_operation_names()
+            if operation_of(monitor, name) is not None  # no memory or profile CPU-time samples
+        ),
         "requests": requests,
         "error_rate": tracker.get_error_rate() if requests else None,
         "cache_hit_rate": float(totals["hits"].sum()) / lookups if lookups else None,

@@ -57,9 +57,20 @@ class _Flusher:
                 )
                 self._thread.start()
 
+    def wake(self) -> None:
+        """Flush now rather than at the next interval (a series' backlog is growing fast)."""
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._wake.wait(self.interval_s):
-            self.flush_all()
+        # This thread must outlive anything one flush can throw: if it died, nothing more
+        # would be written until exit. flush_all already catches per source and per batch.
+        while True:
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            try:
+                self.flush_all()
+            except BaseException:
+                logger.exception("ptpd-monitor: a flush failed; the next one goes on")
 
     def flush_all(self) -> None:
         """Write every registered source's pending samples now; never raises."""
@@ -109,7 +120,7 @@ def _flush(sources: Sequence[FlushSource]) -> None:
         except Exception:  # a source bug must not stop the others, nor the host app
             logger.exception("ptpd-monitor: could not collect samples from %r", source)
     for store, batches in by_store.items():
-        store.write(batches)
+        store.write(batches)  # never raises: it catches, counts and keeps per batch
 
 
 _fork_hooked = False

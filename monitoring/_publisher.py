@@ -40,6 +40,15 @@ class SeriesPublisher:
             # writes what it holds (the buffers outlive it long enough for that).
             weakref.finalize(self, _write_pending, store, self.KIND, self._series)
 
+    def _new_buffer(self, unit: str) -> SeriesBuffer:
+        """A buffer for a new series: kept for the store, and waking the flusher when it lags."""
+        series = SeriesBuffer(
+            self.WIDTH, self.max_history, unit=unit, persist=self._store is not None
+        )
+        if self._store is not None:
+            series.on_backlog = FLUSHER.wake
+        return series
+
     @property
     def store(self) -> SampleStore | None:
         """Where samples are published, or None when they stay in memory."""
@@ -59,7 +68,7 @@ class SeriesPublisher:
 
     def pending_batches(self) -> list[ColumnBatch]:
         """New samples for the store, one batch per series (the flusher calls this)."""
-        return _pending(self.KIND, self._series)
+        return _pending(self.KIND, self._series, self._store)
 
     def drop_inherited(self) -> None:
         """After a fork: new locks, and the parent's pending samples left to the parent."""
@@ -84,9 +93,15 @@ class SeriesPublisher:
         return loaded
 
 
-def _pending(kind: str, series_map: dict[str, SeriesBuffer]) -> list[ColumnBatch]:
+def _pending(
+    kind: str, series_map: dict[str, SeriesBuffer], store: SampleStore | None
+) -> list[ColumnBatch]:
     batches = []
     for name, series in list(series_map.items()):
+        overflow = series.dropped - series.reported_drops
+        if overflow and store is not None:
+            series.reported_drops += overflow
+            store.count_overflow(overflow)
         taken = series.take_unflushed()
         if taken is not None:
             columns, meta = taken
@@ -95,4 +110,4 @@ def _pending(kind: str, series_map: dict[str, SeriesBuffer]) -> list[ColumnBatch
 
 
 def _write_pending(store: SampleStore, kind: str, series_map: dict[str, SeriesBuffer]) -> None:
-    store.write(_pending(kind, series_map))
+    store.write(_pending(kind, series_map, store))

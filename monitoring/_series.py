@@ -12,7 +12,10 @@ the buffer's lock among themselves; an append racing them only adds rows at the 
 both allow for.
 
 The newest ``max_history`` rows answer queries. Rows the store has not taken yet are kept past
-that bound, up to ``max_pending``; anything dropped beyond it is counted in ``dropped``.
+that bound, up to ``max_pending`` (and half as much again between two trims, which keeps a
+trim's copy amortised); anything dropped beyond it is counted in ``dropped``. Once
+``EARLY_FLUSH_ROWS`` wait, ``on_backlog`` is called (the publisher wakes the flusher), so a
+fast series is written in several smaller batches a second rather than dropped.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ import math
 import struct
 import threading
 from array import array
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_MAX_PENDING", "NO_META", "SeriesBuffer"]
+__all__ = ["DEFAULT_MAX_PENDING", "EARLY_FLUSH_ROWS", "NO_META", "SeriesBuffer"]
 
 # Unflushed rows a series holds at most while the store is slow or away.
 DEFAULT_MAX_PENDING = 2_000_000
+# Unflushed rows past which the flusher is woken before its interval is up.
+EARLY_FLUSH_ROWS = 100_000
 NO_META = math.nan
 _meta_ids = itertools.count()
 
@@ -46,8 +52,10 @@ class SeriesBuffer:
         "max_history",
         "max_pending",
         "meta",
+        "on_backlog",
         "pack_row",
         "persist",
+        "reported_drops",
         "stride",
         "trim_at",
         "unit",
@@ -72,10 +80,12 @@ class SeriesBuffer:
         self.base = 0  # absolute row index of data's first row
         self.flushed = 0  # absolute row index of the first row the store has not taken
         self.dropped = 0
+        self.reported_drops = 0  # of ``dropped``, those the store has counted
         self.max_history = max_history
         self.max_pending = max(max_pending, max_history)
         self.persist = persist
         self.unit = unit
+        self.on_backlog: Callable[[], None] | None = None
         # Trimming by halves keeps appends amortised O(1); compared in elements, not rows.
         self.trim_at = 2 * max_history * self.stride
 
@@ -109,7 +119,11 @@ class SeriesBuffer:
             self.flushed = max(self.flushed, self.base)
             for meta_id in dropped_ids:
                 self.meta.pop(meta_id, None)
-            self.trim_at = max(2 * self.max_history, keep + self.max_history) * self.stride
+            # The next trim when the kept rows have grown by half: each trim moves what it
+            # keeps, so a fixed step would copy the whole backlog every max_history appends.
+            self.trim_at = (keep + max(self.max_history, keep // 2)) * self.stride
+        if unflushed >= EARLY_FLUSH_ROWS and self.on_backlog is not None:
+            self.on_backlog()
 
     def _meta_ids(self, start: int, stop: int) -> list[int]:
         if not self.meta:

@@ -7,11 +7,12 @@ import numbers
 from datetime import UTC, datetime
 from time import perf_counter, time
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from . import stats as _stats
+from ._metadata import copy_metadata, short_repr
 from ._publisher import SeriesPublisher
 from ._series import SeriesBuffer
 from .models import APIMetric
@@ -105,7 +106,9 @@ class APIPerformanceTracker(SeriesPublisher):
         check_name("Endpoint", endpoint)
         check_name("Method", method)
         if metadata is not None and not isinstance(metadata, dict):
-            raise ValueError(f"Endpoint {endpoint!r}: metadata must be a dict, got {metadata!r}")
+            raise ValueError(
+                f"Endpoint {endpoint!r}: metadata must be a dict, got {short_repr(metadata)}"
+            )
         return RequestTimer(self, endpoint, method.upper(), metadata)
 
     def track_request(
@@ -120,17 +123,27 @@ class APIPerformanceTracker(SeriesPublisher):
         """Record a finished request.
 
         Raises:
-            ValueError: an empty endpoint or method, a negative or non-finite duration, or a
-                status outside 100-599.
+            ValueError: an empty endpoint or method, a negative or non-finite duration, a
+                status outside 100-599, or metadata that is not a dict (a dict is copied, see
+                ``_metadata.py``).
         """
         check_name("Endpoint", endpoint)
         check_name("Method", method)
         if isinstance(duration_s, bool) or not isinstance(duration_s, numbers.Real):
-            raise ValueError(f"Endpoint {endpoint!r}: duration must be a number of seconds")
-        duration_s = float(duration_s)
+            raise ValueError(
+                f"Endpoint {endpoint!r}: duration_s must be a number of seconds, "
+                f"got {short_repr(duration_s)}"
+            )
+        try:
+            duration_s = float(duration_s)
+        except OverflowError:  # an int or Fraction past 1.8e308
+            raise ValueError(
+                f"Endpoint {endpoint!r}: duration_s must be a finite number of seconds, got a "
+                f"{type(duration_s).__name__} too large for a float"
+            ) from None
         if not math.isfinite(duration_s) or duration_s < 0:
             raise ValueError(
-                f"Endpoint {endpoint!r}: duration must be a finite, non-negative number of "
+                f"Endpoint {endpoint!r}: duration_s must be a finite, non-negative number of "
                 f"seconds, got {duration_s!r}"
             )
         if (
@@ -139,11 +152,12 @@ class APIPerformanceTracker(SeriesPublisher):
             or not 100 <= status <= 599
         ):
             raise ValueError(
-                f"Endpoint {endpoint!r}: status must be an HTTP status 100-599, got {status!r}"
+                f"Endpoint {endpoint!r}: status must be an HTTP status 100-599, "
+                f"got {short_repr(status)}"
             )
         if self._read_only:
             raise ValueError("This tracker was loaded from the store and is read-only")
-        extra = dict(metadata or {})
+        extra = copy_metadata(metadata, "Endpoint", endpoint) if metadata is not None else {}
         if error is not None:
             extra["error"] = str(error)
         self._buffer(_series_key(endpoint, method.upper())).add(
@@ -156,7 +170,7 @@ class APIPerformanceTracker(SeriesPublisher):
             with self._lock:
                 series = self._series.setdefault(
                     key,
-                    SeriesBuffer(3, self.max_history, unit="ms", persist=self._store is not None),
+                    self._new_buffer("ms"),
                 )
         return series
 
@@ -204,8 +218,27 @@ class APIPerformanceTracker(SeriesPublisher):
         _, _, status = self._columns(endpoint, time_range)
         return float(np.mean(status >= 400)) if status.size else 0.0
 
-    def get_response_times(self, endpoint: str, time_range: TimeRange = None) -> list[float]:
-        """Every recorded duration of ``endpoint`` in milliseconds, oldest first per method."""
+    @overload
+    def get_response_times(self, endpoint: str, time_range: TimeRange = None) -> list[float]: ...
+
+    @overload
+    def get_response_times(
+        self, endpoint: None = None, time_range: TimeRange = None
+    ) -> dict[str, list[float]]: ...
+
+    def get_response_times(
+        self, endpoint: str | None = None, time_range: TimeRange = None
+    ) -> list[float] | dict[str, list[float]]:
+        """Recorded durations in milliseconds, oldest first per method.
+
+        With an ``endpoint``, its list; without one, ``{endpoint: [ms, ...]}`` for every
+        endpoint with requests (the original module's shape).
+        """
+        if endpoint is None:
+            every = {
+                name: self.get_response_times(name, time_range) for name in self.get_endpoints()
+            }
+            return {name: times for name, times in every.items() if times}
         return [float(v) for v in self._columns(endpoint, time_range)[1]]
 
     def get_requests(

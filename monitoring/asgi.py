@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._flusher import FLUSHER
 
@@ -30,8 +30,13 @@ _Send = Callable[[_Message], Awaitable[None]]
 _ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
 _PARAM = re.compile(r"{([^}:]+)")
-# Starlette's Mount matches "<mount path>/{path}"; a Mount left in scope["route"] means the
-# mounted app is no router (StaticFiles, a bare ASGI app) and the template ends there.
+_UNKNOWN = object()
+_MAX_STACK = 64  # middlewares between this one and the router, at most
+_MAX_DEPTH = 16  # mounts inside mounts, at most
+# Starlette's Match: NONE, PARTIAL (the path matches, the method does not: a 405), FULL.
+_PARTIAL, _FULL = 1, 2
+# Starlette's Mount matches "<mount path>/{path}"; when the mounted app is no router
+# (StaticFiles, a bare ASGI app) the template ends there.
 _MOUNT_TAIL = "/{path}"
 
 
@@ -45,11 +50,18 @@ class MonitoringMiddleware:
     A request is timed from the call to its last body chunk (or to the end of the app call when
     no last chunk is sent) and recorded with the status the app sent, the method, and the route
     template the framework matched (Starlette and FastAPI leave it in ``scope["route"]``),
-    prefixed with the path of any sub-app it was mounted under. Requests no route matched all go
-    to one endpoint, ``unmatched_endpoint``. An exception from the app is recorded as a 500 (or
-    as the status already sent) with ``error`` set, then re-raised. The session-id and
-    request-id headers, when present, go into the metadata as ``session_id`` and
-    ``request_id``.
+    prefixed with the path of any sub-app it was mounted under. Where the framework leaves no
+    route there (FastAPI does so only for its own API routes: not for its docs, ``add_route``
+    routes or mounts), the template is found by matching the request against the app's router
+    the way the router does: a ``Route`` by its template, a ``Mount`` by its prefix and the
+    template of the route inside it (``"/v1/docs"``), or ``"<prefix>/{path}"`` when the mounted
+    app has no routes (``StaticFiles``, a bare ASGI app). The same is done when the route left
+    does not match the path (FastAPI leaves an included router's route without the prefix it
+    was included under). Requests no route matched (a 404 from a router, a trailing-slash
+    redirect) all go to one endpoint, ``unmatched_endpoint``. An exception from the app is
+    recorded as a 500 (or as the status already sent) with ``error`` set, then re-raised. The
+    session-id and request-id headers, when present, go into the metadata as ``session_id``
+    and ``request_id``.
 
     ``lifespan`` and ``websocket`` scopes pass straight through. When the lifespan ends (server
     shutdown) every buffered sample of the process is flushed to the store: uvicorn re-raises
@@ -95,6 +107,7 @@ class MonitoringMiddleware:
             )
         self.unmatched_endpoint = unmatched_endpoint
         self._clock = clock
+        self._router: object = _UNKNOWN
         self.recording_errors = 0
 
     @property
@@ -119,6 +132,9 @@ class MonitoringMiddleware:
             return
 
         root_path = scope.get("root_path", "")
+        # What routing changes (root_path, route) is read back at the end; the router to walk
+        # when no route is left is the first one inside this middleware.
+        entry = _Entry(root_path, scope.get("path"), "router" in scope)
         start = self._clock()
         status: int | None = None
         recorded = False
@@ -135,7 +151,7 @@ class MonitoringMiddleware:
                 # Record before passing the last chunk on: once a client has its response,
                 # the request is in the tracker.
                 recorded = True
-                self._record(scope, root_path, start, status, None)
+                self._record(scope, entry, start, status, None)
             await send(message)
 
         try:
@@ -143,14 +159,14 @@ class MonitoringMiddleware:
         except BaseException as exc:
             if not recorded:
                 recorded = True
-                self._record(scope, root_path, start, status or 500, _describe(exc))
+                self._record(scope, entry, start, status or 500, _describe(exc))
             raise
         if not recorded:
             # The app returned without finishing a response (a client that went away mid-stream,
             # or an app that never answered: the server sends a 500 for it).
             self._record(
                 scope,
-                root_path,
+                entry,
                 start,
                 status or 500,
                 None if status else "the app returned without sending a response",
@@ -159,7 +175,7 @@ class MonitoringMiddleware:
     def _record(
         self,
         scope: _Scope,
-        root_path: str,
+        entry: _Entry,
         start: float,
         status: int | None,
         error: str | None,
@@ -168,7 +184,7 @@ class MonitoringMiddleware:
         try:
             duration = max(self._clock() - start, 0.0)
             self.tracker.track_request(
-                self._endpoint(scope, root_path),
+                self._endpoint(scope, entry),
                 duration,
                 500 if status is None else status,
                 scope.get("method") or "GET",
@@ -186,12 +202,22 @@ class MonitoringMiddleware:
             else:
                 logger.debug("ptpd-monitor: could not record a request", exc_info=True)
 
-    def _endpoint(self, scope: _Scope, root_path: str) -> str:
+    def _endpoint(self, scope: _Scope, entry: _Entry) -> str:
         """The route template, with the path of the sub-apps it was mounted under in front."""
         route = scope.get("route")
         template = _template(route)
-        if template is None:
-            return self.unmatched_endpoint
+        mount = template is not None and _is_mount(route, template)
+        if template is None or mount or not _fits(route, scope):
+            # No route left (FastAPI leaves none for its docs, add_route routes and mounts, nor
+            # does any router for a path it cannot match), a Mount whose inner route is not
+            # known, or a route without the prefix it was included under (FastAPI leaves the
+            # APIRoute of the included router): match the request against the router.
+            found = self._walk(scope, entry)
+            if found:
+                return found
+            if template is None or (mount and found == ""):
+                return self.unmatched_endpoint
+        root_path = entry.root_path
         mounted = scope.get("root_path", "")
         if not isinstance(mounted, str) or not mounted.startswith(root_path):
             return template
@@ -206,6 +232,44 @@ class MonitoringMiddleware:
             prefix = "/".join(prefix.split("/")[:-depth]) if depth else prefix
         return _generalize(prefix, scope.get("path_params"), template) + template
 
+    def _walk(self, scope: _Scope, entry: _Entry) -> str | None:
+        """The template of the route the router inside this middleware matches for the request.
+
+        "" when the router matches none; None when there is no router to ask (a hand-built
+        scope, an app that is no Starlette or FastAPI app).
+        """
+        router: object = None
+        if not entry.had_router:
+            router = scope.get("router")  # set by the first router inside this middleware
+        if router is None:
+            router = self._inner_router()
+        routes = getattr(router, "routes", None)
+        if not isinstance(routes, list) or not isinstance(entry.path, str):
+            return None
+        probe = dict(scope)
+        probe.update(path=entry.path, root_path=entry.root_path, path_params={})
+        probe.pop("route", None)
+        try:
+            return _match(routes, probe, "", 0) or ""
+        except Exception:  # a route that cannot be asked; never break the request for it
+            logger.debug("ptpd-monitor: could not match a request to a route", exc_info=True)
+            return None
+
+    def _inner_router(self) -> object:
+        """The router this middleware wraps, following ``.app`` down the middleware stack."""
+        if self._router is _UNKNOWN:
+            found: object = None
+            app: object = self.app
+            for _ in range(_MAX_STACK):
+                if app is None:
+                    break
+                if isinstance(getattr(app, "routes", None), list):
+                    found = app
+                    break
+                app = getattr(app, "app", None)
+            self._router = found
+        return self._router
+
     def _metadata(self, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, Any] | None:
         found: dict[str, Any] = {}
         for name, value in headers:
@@ -215,6 +279,81 @@ class MonitoringMiddleware:
             elif key == self._request_id_header and "request_id" not in found and value:
                 found["request_id"] = value.decode("latin-1")
         return found or None
+
+
+class _Entry(NamedTuple):
+    """What the scope held when the request reached the middleware."""
+
+    root_path: str
+    path: object
+    had_router: bool
+
+
+def _is_mount(route: object, template: str) -> bool:
+    return template.endswith(_MOUNT_TAIL) and isinstance(getattr(route, "routes", None), list)
+
+
+def _fits(route: object, scope: _Scope) -> bool:
+    """Whether the route's own pattern matches the path the router matched it against.
+
+    The path is taken relative to root_path, as Starlette's routers take it. A route without
+    a pattern (a hand-built one) is trusted.
+    """
+    regex = getattr(route, "path_regex", None)
+    path = scope.get("path")
+    if not isinstance(regex, re.Pattern) or not isinstance(path, str):
+        return True
+    root_path = scope.get("root_path") or ""
+    if isinstance(root_path, str) and root_path and path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if not rest or rest.startswith("/"):
+            path = rest
+    return regex.match(path) is not None
+
+
+def _match(routes: list[Any], scope: _Scope, prefix: str, depth: int) -> str | None:
+    """The template of the route a router would pick from ``routes``, ``prefix`` in front.
+
+    As Starlette's router does: the first full match, else the first partial one (a wrong
+    method), else none. Mounts and hosts are followed into the routes of their app.
+    """
+    partial: tuple[Any, Any] | None = None
+    for route in routes:
+        match, child = route.matches(scope)
+        level = getattr(match, "value", match)
+        if level == _FULL:
+            return _matched(route, child, scope, prefix, depth)
+        if level == _PARTIAL and partial is None:
+            partial = (route, child)
+    if partial is not None:
+        return _matched(*partial, scope, prefix, depth)
+    return None
+
+
+def _matched(route: Any, child: Any, scope: _Scope, prefix: str, depth: int) -> str | None:
+    """The template below a route that matched, ``prefix`` in front."""
+    contexts = getattr(route, "effective_route_contexts", None)
+    if callable(contexts):
+        # A router FastAPI included: its routes with the prefixes of the inclusion.
+        inner = [getattr(context, "starlette_route", None) or context for context in contexts()]
+        return _match(inner, scope, prefix, depth)
+    template = _template(route)
+    routes = getattr(route, "routes", None)
+    if template is not None and not _is_mount(route, template):
+        return prefix + template
+    if not isinstance(routes, list) or depth >= _MAX_DEPTH:
+        return None if template is None else prefix + template
+    if template is None:  # a Host: no path of its own
+        own = prefix
+    else:
+        own = prefix + template[: -len(_MOUNT_TAIL)]
+        if not routes:  # StaticFiles, a bare ASGI app: everything under the prefix
+            return prefix + template
+    child_scope = dict(scope)
+    if isinstance(child, Mapping):
+        child_scope.update(child)
+    # A router inside that matches nothing answers 404: the request matched no route.
+    return _match(routes, child_scope, own, depth + 1)
 
 
 def _header_key(argument: str, name: object) -> bytes:

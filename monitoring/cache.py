@@ -38,10 +38,11 @@ import diskcache
 import numpy as np
 
 from ._flusher import FLUSHER, flush_sources
+from ._folder import NoPickleDisk, PickledRowError
 from .models import CacheStats
 from .monitor import check_name
 from .settings import get_settings
-from .store import CACHE, RecordBatch, SampleStore, _NoPickleDisk, _PickledRowError
+from .store import CACHE, RecordBatch, SampleStore
 
 __all__ = ["BACKENDS", "CacheManager"]
 
@@ -72,13 +73,22 @@ def _positive_int(what: str, value: object) -> int:
     return int(value)
 
 
-def _positive_seconds(what: str, value: object) -> float:
+def _ttl_seconds(what: str, value: object) -> float:
+    """A lifetime in seconds; 0 means the entry never expires (as in the original module)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{what} must be a positive number of seconds, got {value!r}")
+        raise ValueError(f"{what} must be a number of seconds (0: never expires), got {value!r}")
     seconds = float(value)
-    if not 0.0 < seconds < math.inf:
-        raise ValueError(f"{what} must be a positive, finite number of seconds, got {value!r}")
+    if not 0.0 <= seconds < math.inf:
+        raise ValueError(
+            f"{what} must be a finite number of seconds, 0 or more (0: never expires), "
+            f"got {value!r}"
+        )
     return seconds
+
+
+def _expiry(now: float, seconds: float) -> float:
+    """When an entry set now for ``seconds`` expires; a TTL of 0 never does."""
+    return now + seconds if seconds else math.inf
 
 
 def _unsupported(value: object) -> ValueError:
@@ -210,7 +220,8 @@ class CacheManager:
 
     Args:
         max_size: entries kept; the least recently used go first (settings' CACHE_SIZE).
-        default_ttl: seconds an entry lives unless ``set`` says otherwise (CACHE_TTL).
+        default_ttl: seconds an entry lives unless ``set`` says otherwise (CACHE_TTL); 0
+            keeps entries until they are evicted or deleted.
         backend: "memory" (this process, any value, stored by reference) or "disk" (a folder
             shared by processes and kept across restarts; JSON-able values, bytes or numpy
             arrays under str or int keys) (CACHE_BACKEND).
@@ -243,7 +254,7 @@ class CacheManager:
         self.max_size = _positive_int(
             "max_size", settings.CACHE_SIZE if max_size is None else max_size
         )
-        self.default_ttl = _positive_seconds(
+        self.default_ttl = _ttl_seconds(
             "default_ttl", settings.CACHE_TTL if default_ttl is None else default_ttl
         )
         chosen = settings.CACHE_BACKEND if backend is None else backend
@@ -312,20 +323,21 @@ class CacheManager:
             lock.release()
 
     def set(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (``default_ttl`` when None).
+        """Store ``value`` under ``key`` for ``ttl`` seconds (``default_ttl`` when None; 0: never
+        expires, only eviction or ``delete`` removes it).
 
         Raises:
-            ValueError: ``ttl`` is not a positive number; for the disk backend also a key
-                that is not a str or int, or a value it cannot store without pickle.
+            ValueError: ``ttl`` is negative, infinite or not a number; for the disk backend
+                also a key that is not a str or int, or a value it cannot store without pickle.
         """
-        seconds = self.default_ttl if ttl is None else _positive_seconds("ttl", ttl)
+        seconds = self.default_ttl if ttl is None else _ttl_seconds("ttl", ttl)
         now = self._clock()
         if self._disk is not None:
             self._disk_set(key, value, now, seconds)
             return
         with self._lock:
             data = self._data
-            data[key] = (value, now + seconds)
+            data[key] = (value, _expiry(now, seconds))
             data.move_to_end(key)
             while len(data) > self.max_size:
                 _, (_, expires_at) = data.popitem(last=False)
@@ -447,13 +459,15 @@ class CacheManager:
             _make_private_dirs(path)
             return diskcache.Cache(
                 str(path),
-                disk=_NoPickleDisk,
+                disk=NoPickleDisk,
                 # get/set run on the host's thread: wait at most a second for another
                 # process's write lock, then count a miss or a dropped set (no retry loop).
                 timeout=1,
                 eviction_policy="least-recently-used",  # get() stamps access_time
                 statistics=False,
                 tag_index=False,
+                # No memory map: a cache.db truncated under the app would kill it with SIGBUS.
+                sqlite_mmap_size=0,
             )
         except _DISK_ERRORS as exc:
             self._failed(exc, _OPEN_FAILED)
@@ -489,7 +503,7 @@ class CacheManager:
             if expires_at <= now:
                 return _EXPIRED
             value = _decode_payload(kind, payload)
-        except _PickledRowError:
+        except PickledRowError:
             self._refuse(db_key, "it holds a pickle (written by something else; never unpickled)")
             return _MISSING
         except FileNotFoundError:  # another process removed it between the query and the read
@@ -506,14 +520,14 @@ class CacheManager:
         assert self._disk is not None
         cache = self._disk
         db_key = _disk_key(key)
-        expires_at = now + seconds
+        expires_at = _expiry(now, seconds)
         row = _encode(value, expires_at)  # refuses unsupported values before any I/O
         try:
             # One transaction, so processes setting at once never leave more than max_size.
             # (diskcache's own cull inside set() may drop rows past their expire= first; those
             # are not counted here.)
             with cache._transact(retry=False) as (sql, cleanup):
-                cache.set(db_key, row, expire=seconds, tag=expires_at)
+                cache.set(db_key, row, expire=seconds or None, tag=expires_at)
                 excess = len(cache) - self.max_size
                 if excess <= 0:
                     return

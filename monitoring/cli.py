@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .api import APIPerformanceTracker
     from .monitor import PerformanceMonitor
-    from .store import SampleStore
+    from .store import RepairReport, SampleStore
 
 __all__ = ["PROG", "build_parser", "main"]
 
@@ -55,11 +55,30 @@ def _time_bound(text: str, *, end: bool) -> datetime:
         pass
     else:
         start = datetime.combine(day, time.min)
-        return start + timedelta(days=1, microseconds=-1) if end else start
+        return _convertible(text, start + timedelta(days=1, microseconds=-1) if end else start)
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {_ISO_HELP}") from None
+    return _convertible(text, moment)
+
+
+def _convertible(text: str, *moments: datetime) -> datetime:
+    """The first moment, once every one has an epoch time (argparse then names the option).
+
+    Near year 1 or 9999 the local time zone can push a naive time out of datetime's range, and
+    ``timestamp()`` would fail later, past argument parsing, with a traceback.
+    """
+    for moment in moments:
+        try:
+            _epoch(moment)
+        except (OverflowError, OSError, ValueError):
+            zone = datetime.now().astimezone().tzname()
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is out of range: too close to year 1 or 9999 to convert from local "
+                f"time ({zone}) to an epoch time"
+            ) from None
+    return moments[0]
 
 
 def _start(text: str) -> datetime:
@@ -71,10 +90,17 @@ def _end(text: str) -> datetime:
 
 
 def _day(text: str) -> date:
+    """A day whose whole local span (its start and the next day's) has epoch times."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
+    if day == date.max:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range: its end, the next day, is past the last date there is"
+        )
+    start = datetime.combine(day, time.min)
+    return _convertible(text, start, start + timedelta(days=1)).date()
 
 
 def _positive(text: str) -> float:
@@ -218,9 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
     prometheus.add_argument("--port", type=_port, default=9464, help="default: %(default)s")
+    prometheus.add_argument(
+        "--web-config",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic-auth users, in Prometheus exporter-toolkit's web-config YAML format",
+    )
     prometheus.set_defaults(handler=_prometheus, parser=prometheus)
 
     doctor = command("doctor", "Check the store, the GPU driver and the settings in effect.")
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove what the check finds broken: rows whose value file is gone, rows that are "
+        "not batches, stray files; a database SQLite cannot open is moved aside",
+    )
     doctor.set_defaults(handler=_doctor, parser=doctor)
     return parser
 
@@ -337,10 +375,29 @@ def _has_metrics(store: SampleStore) -> int:
     return len(store.series_names(METRIC)) if store.directory.exists() else 0
 
 
+def _require_writable(store: SampleStore) -> None:
+    """Refuse a store that cannot be written before recording into it.
+
+    Writes never raise, so the demo would otherwise run to its end and only then fail, with
+    the store's own warning printed before our error line.
+    """
+    import tempfile
+
+    from .store import METRIC, StoreError
+
+    store.series_names(METRIC)  # creates and opens the database: StoreError when it cannot
+    try:
+        with tempfile.TemporaryFile(dir=store.directory):
+            pass
+    except OSError as exc:
+        raise StoreError(store.directory, f"its folder is not writable ({exc})") from None
+
+
 def _record_demo(store: SampleStore, seconds: float, seed: int | None) -> dict[str, Any]:
     from .demo import record_demo_session
 
     _require_publishing()
+    _require_writable(store)
     # A terminal sees every percent; a log file one update per 10 %.
     step = 1 if sys.stderr.isatty() else 10
     shown = [-1]
@@ -504,6 +561,9 @@ def _report_compare(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .store import METRIC
 
+    if args.output is not None and args.output.is_dir():  # a usage error, found before loading
+        _say(f"error: argument --output: {args.output} is a folder; give the path of a file")
+        return 2
     since = _epoch(args.since) if args.since else None
     until = _epoch(args.until) if args.until else None
     monitor, _ = _loaded(since, until)
@@ -519,20 +579,29 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _prometheus(args: argparse.Namespace) -> int:
-    from .exporter import serve
+    from .exporter import WebConfigError, exposure_warning, load_web_config, serve
 
+    try:
+        web_config = None if args.web_config is None else load_web_config(args.web_config)
+    except WebConfigError as exc:  # a usage error: exit 2, as argparse's, in one line
+        _say(f"error: {exc}")
+        return 2
     store = _store()
     try:
-        server, thread = serve(store, args.host, args.port)
+        server, thread = serve(store, args.host, args.port, web_config=web_config)
     except OSError as exc:
         raise _Failure(
             f"cannot serve Prometheus metrics on {args.host}:{args.port}: "
             f"{exc.strerror or exc}; pick another with --port"
         ) from None
+    warning = exposure_warning(args.host, web_config)
+    if warning is not None:
+        _say(f"warning: {warning}")
+    scheme = "http" if web_config is None or web_config.tls is None else "https"
     with _until_signalled() as stop:
         print(
             f"{PROG}: serving the store at {store.directory} on "
-            f"http://{args.host}:{server.server_port}/metrics (Ctrl-C or SIGTERM stops)",
+            f"{scheme}://{args.host}:{server.server_port}/metrics (Ctrl-C or SIGTERM stops)",
             flush=True,
         )
         _wait(stop)
@@ -540,6 +609,33 @@ def _prometheus(args: argparse.Namespace) -> int:
     server.server_close()
     thread.join(5.0)
     return 0
+
+
+def _print_writer_health(store: SampleStore) -> None:
+    """What other processes could not store, from the counters they record in the store."""
+    rows = [row for row in store.writer_health() if row.get("dropped_samples")]
+    if not rows:
+        print("losses:     none recorded (no process dropped samples)")
+        return
+    print(f"losses:     {len(rows)} process(es) dropped samples")
+    for row in rows[:10]:
+        when = datetime.fromtimestamp(float(row["ts"])).astimezone().isoformat(timespec="seconds")
+        print(
+            f"  - pid {row['pid']}: {row['dropped_samples']} samples not written "
+            f"(as of {when}; {row.get('last_error') or 'no error recorded'})"
+        )
+
+
+def _print_repair(report: RepairReport) -> None:
+    if report.moved_database is not None:
+        print(f"repair:     moved the damaged database to {report.moved_database}")
+    print(
+        f"repair:     removed {report.rows_missing_files} rows whose value file was missing "
+        f"(about {report.samples_estimated} samples), {report.bad_rows} unreadable rows and "
+        f"{report.orphan_files} stray files"
+        if report.changed
+        else "repair:     nothing to repair"
+    )
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -556,6 +652,8 @@ def _doctor(args: argparse.Namespace) -> int:
         print("exists:     no (not created yet: run `ptpd-monitor demo` or the app)")
     else:
         print("exists:     yes")
+        if args.repair:  # first, so that the report below describes the repaired store
+            _print_repair(store.repair())
         size = store.volume_bytes()
         print(f"size:       {size} bytes ({_human_bytes(size)})")
         oldest, newest = float("inf"), float("-inf")
@@ -583,6 +681,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print("integrity:  ok" if not problems else f"integrity:  {len(problems)} problem(s)")
         for problem in problems:
             print(f"  - {problem}")
+        _print_writer_health(store)
     gpus = _nvml.gpu_snapshots()
     if gpus:
         print(f"gpu:        NVML available, {len(gpus)} GPU(s)")
@@ -591,6 +690,9 @@ def _doctor(args: argparse.Namespace) -> int:
     else:
         available = "available but sees no GPU" if _nvml.is_available() else "not available"
         print(f"gpu:        NVML {available} (no NVIDIA driver or GPU; GPU gauges stay empty)")
+    from ._install import check_install  # where ptpd_calibration.monitoring is imported from
+
+    print(*check_install().lines, sep="\n")
     print("settings:")
     for name, value in settings.model_dump().items():
         print(f"  PTPD_MONITORING_{name} = {value}")

@@ -31,19 +31,35 @@ What one scrape answers, and over which data:
   the window.
 - ``ptpd_store_up`` is 1 when the store could be read, else 0 and nothing else is reported (the
   scrape itself still succeeds, so Prometheus sees the store is down rather than the exporter).
+
+Beyond one machine, ``serve(..., web_config=load_web_config(path))`` adds HTTPS and basic auth
+as Prometheus' own exporters configure them (exporter-toolkit's web-config file).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import ipaddress
 import logging
+import re
+import secrets
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+import bcrypt
 import numpy as np
-from prometheus_client import CollectorRegistry, start_http_server
+import yaml
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -56,7 +72,7 @@ from . import stats as _stats
 from .store import API, CACHE, MAX_BATCH_SPAN_S, METRIC, RESOURCE, SampleStore, StoreError
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = [
     "DEFAULT_HOST",
@@ -66,7 +82,11 @@ __all__ = [
     "HTTP_BUCKETS_S",
     "QUANTILES",
     "StoreCollector",
+    "WebConfig",
+    "WebConfigError",
     "build_registry",
+    "exposure_warning",
+    "load_web_config",
     "serve",
 ]
 
@@ -478,21 +498,375 @@ def build_registry(
     return registry
 
 
+# -- the web config: exporter-toolkit's format, for TLS and basic auth ---------------------------
+
+_TOP_KEYS = ("tls_server_config", "basic_auth_users")
+_TLS_KEYS = ("cert_file", "key_file")
+# exporter-toolkit's other settings: named as unsupported rather than as unknown keys.
+_TOOLKIT_ONLY = frozenset(
+    {
+        "http_server_config",
+        "rate_limit",
+        "cert",
+        "key",
+        "client_ca",
+        "client_ca_file",
+        "client_auth_type",
+        "client_allowed_sans",
+        "cipher_suites",
+        "curve_preferences",
+        "min_version",
+        "max_version",
+        "prefer_server_cipher_suites",
+    }
+)
+# What bcrypt.checkpw accepts: $2b$ (bcrypt's), $2a$ and $2y$ (htpasswd's), cost 4 to 31.
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+_YAML_KINDS = {
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
+
+
+class WebConfigError(ValueError):
+    """A ``--web-config`` file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"web config {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """A checked web config: a ready TLS context (None: plain HTTP) and bcrypt hashes by user."""
+
+    path: Path
+    tls: ssl.SSLContext | None = None
+    users: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # kept out of logs
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """Read an exporter-toolkit web config (Prometheus' own exporters' ``--web.config.file``).
+
+    Everything is checked here (the certificate and key loaded, every hash parsed), so that a
+    mistake stops the exporter when it starts rather than failing every scrape. Relative
+    ``cert_file`` and ``key_file`` are relative to the config's folder, as in exporter-toolkit;
+    an empty ``tls_server_config`` means plain HTTP there too. The file is read once: restart
+    the exporter to apply a change.
+
+    Raises:
+        WebConfigError: the file is missing, not YAML, or not a usable web config.
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WebConfigError(path, f"cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise WebConfigError(path, "not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise WebConfigError(path, f"not valid YAML: {_yaml_problem(exc)}") from None
+    top = _section(path, document, "the file", _TOP_KEYS)
+    tls = _section(path, top.get("tls_server_config"), "tls_server_config", _TLS_KEYS)
+    return WebConfig(path, _tls_context(path, tls), _users(path, top.get("basic_auth_users")))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: what went wrong, and where."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
+def _kind(value: Any) -> str:
+    return _YAML_KINDS.get(type(value), type(value).__name__)
+
+
+def _section(path: Path, value: Any, where: str, known: tuple[str, ...]) -> dict[str, Any]:
+    """``value`` as a mapping holding only ``known`` keys (absent or empty: an empty one)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise WebConfigError(
+            path, f"{where} must be a mapping of keys to values, not {_kind(value)}"
+        )
+    for key in value:
+        if key in _TOOLKIT_ONLY:
+            raise WebConfigError(
+                path,
+                f"{where}: {key!r} is an exporter-toolkit setting ptpd-monitor does not support",
+            )
+        if key not in known:
+            raise WebConfigError(
+                path, f"{where}: unknown key {key!r} (known keys: {', '.join(known)})"
+            )
+    return value
+
+
+def _tls_context(path: Path, section: dict[str, Any]) -> ssl.SSLContext | None:
+    """The server's TLS context, the certificate and key loaded now; None without either."""
+    files: dict[str, Path] = {}
+    for name in _TLS_KEYS:
+        value = section.get(name)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise WebConfigError(
+                path, f"tls_server_config: {name} must be a file path, not {_kind(value)}"
+            )
+        files[name] = path.parent / value  # an absolute value replaces the folder
+    if not files:
+        return None
+    for name in _TLS_KEYS:
+        if name not in files:
+            raise WebConfigError(
+                path,
+                f"tls_server_config: {name} is missing (TLS needs both cert_file and key_file)",
+            )
+    cert, key = files["cert_file"], files["key_file"]
+    for name, file, marker, what in (
+        ("cert_file", cert, b"-----BEGIN CERTIFICATE-----", "PEM certificate"),
+        ("key_file", key, b"PRIVATE KEY-----", "PEM private key"),
+    ):
+        try:
+            content = file.read_bytes()
+        except OSError as exc:
+            raise WebConfigError(
+                path, f"tls_server_config: cannot read {name} {file}: {exc.strerror or exc}"
+            ) from None
+        if marker not in content:
+            raise WebConfigError(path, f"tls_server_config: {name} {file} holds no {what}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default too
+    try:
+        # A callable password: an encrypted key fails here instead of prompting on the terminal.
+        context.load_cert_chain(cert, key, password=_no_password)
+    except _EncryptedKey:
+        raise WebConfigError(
+            path, f"tls_server_config: key_file {key} is encrypted; give an unencrypted key"
+        ) from None
+    except ssl.SSLError as exc:
+        problem = (
+            f"key_file {key} is not the key of cert_file {cert}"
+            if exc.reason == "KEY_VALUES_MISMATCH"
+            else f"cannot use cert_file {cert} with key_file {key}: {exc.reason or exc}"
+        )
+        raise WebConfigError(path, f"tls_server_config: {problem}") from None
+    return context
+
+
+class _EncryptedKey(Exception):
+    """Raised by :func:`_no_password`, so an encrypted key is told apart from a broken one."""
+
+
+def _no_password() -> NoReturn:
+    raise _EncryptedKey
+
+
+def _users(path: Path, value: Any) -> dict[str, bytes]:
+    """Hashes by user name, checked now: a pasted password stops the start, not each scrape."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise WebConfigError(
+            path, f"basic_auth_users must map user names to bcrypt hashes, not {_kind(value)}"
+        )
+    users: dict[str, bytes] = {}
+    for user, hashed in value.items():
+        if not isinstance(user, str) or not user or ":" in user:
+            raise WebConfigError(
+                path, f"basic_auth_users: {user!r} is no user name (a non-empty text without ':')"
+            )
+        if not isinstance(hashed, str) or not _BCRYPT_HASH.fullmatch(hashed):
+            raise WebConfigError(
+                path,
+                f"basic_auth_users: the hash of {user!r} is not a bcrypt hash "
+                f"($2b$, $2a$ or $2y$, as `htpasswd -nBC 10 {user}` prints)",
+            )
+        users[user] = hashed.encode("ascii")
+    return users
+
+
+def exposure_warning(host: str, web_config: WebConfig | None) -> str | None:
+    """Why serving on ``host`` would show the metrics, or passwords, to other machines; or None.
+
+    None on a loopback address, or with both TLS and basic-auth users.
+    """
+    if _is_loopback(host):
+        return None
+    reachable = f"{host} is reachable from other machines"
+    open_to_all = "anyone there can read the metrics"
+    if web_config is None:
+        return f"{reachable} and no --web-config is given: {open_to_all}"
+    if not web_config.users:
+        return f"{reachable} and {web_config.path} sets no basic_auth_users: {open_to_all}"
+    if web_config.tls is None:
+        return (
+            f"{reachable} and {web_config.path} sets no tls_server_config: "
+            "passwords cross the network unencrypted"
+        )
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return False  # binding fails too, and says why
+    return all(ipaddress.ip_address(str(info[4][0])).is_loopback for info in infos)
+
+
+# -- the HTTP server ------------------------------------------------------------------------------
+
+_IO_TIMEOUT_S = 10.0  # a handshake or request stalled this long gives its thread back
+_VERDICTS_KEPT = 100  # as many as exporter-toolkit's cache keeps
+_CHALLENGE = 'Basic realm="ptpd-monitor", charset="UTF-8"'
+_UNAUTHORIZED = b"Unauthorized\n"
+
+
+class _BasicAuth:
+    """WSGI middleware: 401 with a ``WWW-Authenticate`` challenge unless a listed user's password.
+
+    bcrypt is slow on purpose (tens of milliseconds at cost 10), and Prometheus sends the same
+    credentials on every scrape: the verdicts on the last ``_VERDICTS_KEPT`` credentials are
+    kept, keyed by an HMAC under a key of this process (the passwords themselves are not
+    kept). The users are fixed while the exporter runs, so the credentials decide the hash
+    compared. bcrypt runs one call at a time, so a flood of guesses occupies one core, not all.
+    """
+
+    def __init__(self, app: WSGIApplication, users: Mapping[str, bytes]) -> None:
+        self._app = app
+        self._users = dict(users)
+        self._key = secrets.token_bytes(32)
+        self._verdicts: dict[bytes, bool] = {}
+        self._verdicts_lock = threading.Lock()
+        self._bcrypt_lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._allowed(str(environ.get("HTTP_AUTHORIZATION", ""))):
+            return self._app(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [
+                ("WWW-Authenticate", _CHALLENGE),
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(_UNAUTHORIZED))),
+            ],
+        )
+        return [_UNAUTHORIZED]
+
+    def _allowed(self, header: str) -> bool:
+        scheme, _, encoded = header.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            credentials = base64.b64decode(encoded.strip(), validate=True)
+            user, colon, password = credentials.partition(b":")
+            hashed = self._users.get(user.decode("utf-8")) if colon else None
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if hashed is None:
+            return False
+        key = hmac.digest(self._key, credentials, "sha256")
+        with self._verdicts_lock:
+            verdict = self._verdicts.get(key)
+        if verdict is None:
+            with self._bcrypt_lock:
+                verdict = _checkpw(password, hashed)
+            with self._verdicts_lock:
+                if len(self._verdicts) >= _VERDICTS_KEPT:
+                    del self._verdicts[next(iter(self._verdicts))]  # the oldest
+                self._verdicts[key] = verdict
+        return verdict
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # e.g. a password over bcrypt's 72 bytes, which bcrypt 5 refuses
+        return False
+
+
+class _Handler(WSGIRequestHandler):
+    """No access log (a scrape every few seconds would flood stderr); stalled reads time out."""
+
+    timeout = _IO_TIMEOUT_S
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing: see the class docstring."""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """A thread per connection; with TLS, the handshake runs in that thread as well.
+
+    prometheus_client's own server wraps the listening socket, so handshakes run in the
+    accepting thread, and one client that connects and stays silent holds up every scrape.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        self.address_family = family  # IPv6 too, before the base class makes the socket
+        self._tls = tls
+        super().__init__(cast("tuple[str, int] | tuple[str, int, int, int]", address), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Handshake (with a timeout) here, in the connection's thread, then answer."""
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(_IO_TIMEOUT_S)
+        try:
+            connection = self._tls.wrap_socket(request, server_side=True)
+        except OSError as exc:  # a failed or stalled handshake: no HTTP to answer
+            logger.debug(
+                "ptpd-monitor exporter: TLS handshake with %s failed: %s", client_address, exc
+            )
+            return
+        try:
+            super().finish_request(connection, client_address)
+        finally:
+            self.shutdown_request(connection)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A dropped or stalled connection is the client's business: no traceback on stderr."""
+        logger.debug("ptpd-monitor exporter: request from %s failed", client_address, exc_info=True)
+
+
 def serve(
     store: SampleStore,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
+    web_config: WebConfig | None = None,
     window_s: float = DEFAULT_WINDOW_S,
     settle_s: float = DEFAULT_SETTLE_S,
 ) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` for ``store`` from a daemon thread; returns the server and thread.
 
     Stop it with ``server.shutdown(); server.server_close()``. Port 0 picks a free port
-    (``server.server_port``).
+    (``server.server_port``). With ``web_config``, HTTPS and/or basic auth as it says.
 
     Raises:
         OSError: the address cannot be bound, e.g. the port is in use.
     """
-    registry = build_registry(store, window_s=window_s, settle_s=settle_s)
-    return start_http_server(port, addr=host, registry=registry)
+    app: WSGIApplication = make_wsgi_app(
+        build_registry(store, window_s=window_s, settle_s=settle_s)
+    )
+    tls = None
+    if web_config is not None:
+        tls = web_config.tls
+        if web_config.users:
+            app = _BasicAuth(app, web_config.users)
+    server = _Server(host, port, tls)
+    server.set_app(app)
+    thread = threading.Thread(target=server.serve_forever, name="ptpd-exporter", daemon=True)
+    thread.start()
+    return server, thread

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_serializer,
+    model_validator,
+)
 
 __all__ = ["APIMetric", "CacheStats", "GPUUsage", "PerformanceMetric", "ResourceUsage"]
 
@@ -14,7 +21,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class PerformanceMetric(BaseModel):
+class _Timestamped(BaseModel):
+    """JSON dumps write ``timestamp`` as ``datetime.isoformat()`` (``+00:00``, not pydantic's
+    ``Z``): one format in every export and report, as the original module wrote it."""
+
+    @field_serializer("timestamp", when_used="json", check_fields=False)
+    def _iso_timestamp(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class PerformanceMetric(_Timestamped):
     """One timed or recorded value of a named operation."""
 
     model_config = ConfigDict(frozen=True)
@@ -46,8 +62,13 @@ class GPUUsage(BaseModel):
         return 100.0 * self.memory_used_mb / self.memory_total_mb
 
 
-class ResourceUsage(BaseModel):
-    """A snapshot of the machine: CPU, memory, disk and every GPU."""
+class ResourceUsage(_Timestamped):
+    """A snapshot of the machine: CPU, memory, disk and every GPU.
+
+    ``gpu_percent``, ``gpu_memory_mb`` (memory used, the original module's name) and
+    ``gpu_memory_used_mb``/``gpu_memory_total_mb`` describe GPU 0; ``gpus`` lists every GPU.
+    ``gpu_memory_mb`` and ``gpu_memory_used_mb`` are one reading: given either, both are set.
+    """
 
     cpu_percent: float
     memory_percent: float
@@ -57,13 +78,25 @@ class ResourceUsage(BaseModel):
     disk_used_gb: float = 0.0
     disk_free_gb: float = 0.0
     gpu_percent: float | None = None
+    gpu_memory_mb: float | None = None
     gpu_memory_used_mb: float | None = None
     gpu_memory_total_mb: float | None = None
     gpus: list[GPUUsage] = Field(default_factory=list)
     timestamp: datetime = Field(default_factory=_now)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_gpu_memory_reading(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            used, legacy = data.get("gpu_memory_used_mb"), data.get("gpu_memory_mb")
+            if used is None and legacy is not None:
+                data = {**data, "gpu_memory_used_mb": legacy}
+            elif legacy is None and used is not None:
+                data = {**data, "gpu_memory_mb": used}
+        return data
 
-class APIMetric(BaseModel):
+
+class APIMetric(_Timestamped):
     """One HTTP request as the API tracker saw it."""
 
     model_config = ConfigDict(frozen=True)
@@ -82,7 +115,7 @@ class APIMetric(BaseModel):
         return self.status_code >= 400
 
 
-class CacheStats(BaseModel):
+class CacheStats(_Timestamped):
     """Hit/miss counters of one cache; rates are derived, never stored."""
 
     hits: int = 0

@@ -9,6 +9,7 @@ import json
 import math
 import numbers
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -16,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import perf_counter, time
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from . import stats as _stats
+from ._metadata import copy_metadata, short_repr
 from ._publisher import SeriesPublisher
 from ._series import NO_META, SeriesBuffer
 from .models import PerformanceMetric
@@ -30,13 +32,26 @@ __all__ = ["PerformanceMonitor", "TimeRange", "Timer", "write_text_atomically"]
 
 TimeRange = tuple[datetime | float, datetime | float] | timedelta | None
 _EXPORT_FORMATS = ("json", "csv")
+_EXPORT_COLUMNS = ("metric_name", "value", "unit", "timestamp", "metadata")
+# A unit is a chart label and a store header field: "seconds", "ms", "MB", "%", "px/s", "°C".
+_UNIT = re.compile(r"[A-Za-z%°µμ][A-Za-z0-9_%/.°µμ-]{0,31}")
 
 
 def check_name(kind: str, name: object) -> str:
     """A series name must be a non-empty string (it becomes a store key and a chart label)."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+        raise ValueError(f"{kind} name must be a non-empty string, got {short_repr(name)}")
     return name
+
+
+def _check_unit(name: str, unit: object) -> str:
+    """Called when a series is created or a unit differs, never on the hot path."""
+    if not isinstance(unit, str) or not _UNIT.fullmatch(unit):
+        raise ValueError(
+            f"Metric {name!r}: unit must be a short name such as 'seconds', 'ms', 'MB' or '%' "
+            f"(a letter or % and up to 31 letters, digits or _%/.-), got {short_repr(unit)}"
+        )
+    return unit
 
 
 def window(time_range: TimeRange) -> tuple[float, float]:
@@ -63,6 +78,10 @@ def window(time_range: TimeRange) -> tuple[float, float]:
 def write_text_atomically(text: str, path: Path) -> None:
     """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"Cannot write {path}: it is a folder; give the path of a file (new or to replace)"
+        )
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"Cannot write {path}: the folder {path.parent} does not exist; create it first"
@@ -79,6 +98,29 @@ def write_text_atomically(text: str, path: Path) -> None:
 
 def _unit_mismatch(name: str, recorded: str, given: str) -> ValueError:
     return ValueError(f"Metric {name!r} is recorded in {recorded!r}; got a value in {given!r}")
+
+
+def _metrics_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2, default=str)
+
+
+def _metrics_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_EXPORT_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [
+                row["metric_name"],
+                repr(row["value"]),  # exact: the CSV round-trips to the same float
+                row["unit"],
+                row["timestamp"],
+                json.dumps(row["metadata"], default=str),
+            ]
+        )
+    return out.getvalue()
 
 
 def _context_id() -> int:
@@ -124,7 +166,8 @@ class Timer:
             if len(data) > series.trim_at:
                 series.trim()
             return
-        metadata = dict(self._metadata or {})
+        # Copied now, when the sample is recorded: the block may still have filled the dict in.
+        metadata = copy_metadata(self._metadata, "Timer") if self._metadata else {}
         if exc_type is not None:
             metadata["error"] = exc_type.__name__
         series.add((time(), elapsed), metadata)
@@ -166,14 +209,15 @@ class PerformanceMonitor(SeriesPublisher):
         with self._lock:
             series = self._series.get(name)
             if series is None:
-                series = SeriesBuffer(
-                    2, self.max_history, unit=unit, persist=self._store is not None
-                )
+                series = self._new_buffer(unit)
                 self._series[name] = series
             return series
 
     def timer(self, name: str, metadata: dict[str, Any] | None = None) -> Timer:
         """A context manager timing its block into ``name`` (seconds).
+
+        ``metadata`` is copied when the block ends (see ``_metadata.py`` for what is kept), so
+        the block may still add to it.
 
         Raises:
             ValueError: the name is empty or not a string, or ``name`` holds another unit.
@@ -184,7 +228,9 @@ class PerformanceMonitor(SeriesPublisher):
         if series.unit != "seconds":
             raise _unit_mismatch(name, series.unit, "seconds")
         if metadata is not None and not isinstance(metadata, dict):
-            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
+            raise ValueError(
+                f"Metric {name!r}: metadata must be a dict, got {short_repr(metadata)}"
+            )
         return Timer(series, metadata)
 
     def start_timer(self, name: str) -> None:
@@ -194,8 +240,8 @@ class PerformanceMonitor(SeriesPublisher):
 
     def stop_timer(self, name: str, metadata: dict[str, Any] | None = None) -> float | None:
         """Record and return the seconds since ``start_timer(name)``; None if it was not started."""
-        if metadata is not None and not isinstance(metadata, dict):
-            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
+        if metadata is not None:
+            metadata = copy_metadata(metadata, "Metric", name)
         start = self._running.pop((name, _context_id()), None)
         if start is None:
             return None
@@ -228,17 +274,23 @@ class PerformanceMonitor(SeriesPublisher):
             or type(value) is int
             or (isinstance(value, numbers.Real) and not isinstance(value, bool))
         ):  # the fast path skips the ABC check
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int or Fraction past 1.8e308
+                raise ValueError(
+                    f"Metric {name!r}: value must be a finite number, got a "
+                    f"{type(value).__name__} too large for a float"
+                ) from None
         else:
-            raise ValueError(f"Metric {name!r}: value must be a number, got {value!r}")
+            raise ValueError(f"Metric {name!r}: value must be a number, got {short_repr(value)}")
         if not math.isfinite(number):
             raise ValueError(f"Metric {name!r}: value must be finite, got {number!r}")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise ValueError(f"Metric {name!r}: metadata must be a dict, got {metadata!r}")
+        if metadata is not None:
+            metadata = copy_metadata(metadata, "Metric", name)
         if series is None or self._read_only:
-            series = self._buffer(name, unit)
+            series = self._buffer(name, _check_unit(name, unit))
         if series.unit != unit:
-            raise _unit_mismatch(name, series.unit, unit)
+            raise _unit_mismatch(name, series.unit, _check_unit(name, unit))
         if metadata is None:
             data = series.data
             data.frombytes(series.pack_row(time(), number, NO_META))
@@ -348,54 +400,71 @@ class PerformanceMonitor(SeriesPublisher):
 
     # -- export, reset, flush -----------------------------------------------------------------
 
+    @overload
+    def export_metrics(
+        self,
+        format: str = ...,
+        output_path: None = None,
+        operation_name: str | None = None,
+    ) -> str: ...
+
+    @overload
+    def export_metrics(
+        self, format: str, output_path: Path | str, operation_name: str | None = None
+    ) -> None: ...
+
+    @overload
+    def export_metrics(
+        self, format: str = ..., *, output_path: Path | str, operation_name: str | None = None
+    ) -> None: ...
+
     def export_metrics(
         self,
         format: str = "json",
         output_path: Path | str | None = None,
         operation_name: str | None = None,
-    ) -> str:
-        """Samples and statistics as JSON or CSV; written to ``output_path`` when given.
+    ) -> str | None:
+        """Every sample (or ``operation_name``'s) as JSON or CSV, oldest first per operation.
+
+        JSON is an array of ``{metric_name, value, unit, timestamp, metadata}``; CSV has the
+        header ``metric_name,value,unit,timestamp,metadata`` (metadata as JSON) and is ``""``
+        without samples. Values are written exactly; timestamps as ISO 8601 with ``+00:00``.
+
+        Returns:
+            The text, or None when it was written to ``output_path``.
 
         Raises:
-            ValueError: ``format`` is neither "json" nor "csv".
+            ValueError: ``format`` is neither "json" nor "csv" (in any case).
             FileNotFoundError: the folder of ``output_path`` does not exist.
         """
-        if format not in _EXPORT_FORMATS:
+        kind = format.lower() if isinstance(format, str) else format
+        if kind not in _EXPORT_FORMATS:
             raise ValueError(
                 f"Unsupported format {format!r}; use one of {', '.join(_EXPORT_FORMATS)}"
             )
         names = [operation_name] if operation_name is not None else self.get_operation_names()
-        text = self._to_json(names) if format == "json" else self._to_csv(names)
-        if output_path is not None:
-            write_text_atomically(text, Path(output_path))
-        return text
+        rows = [row for name in names for row in self._export_rows(name)]
+        text = _metrics_json(rows) if kind == "json" else _metrics_csv(rows)
+        if output_path is None:
+            return text
+        write_text_atomically(text, Path(output_path))
+        return None
 
-    def _to_json(self, names: list[str]) -> str:
-        payload = {
-            "exported_at": datetime.now(UTC).isoformat(),
-            "metrics": {
-                name: {
-                    "unit": self.get_unit(name),
-                    "statistics": self.get_statistics(name),
-                    "samples": [
-                        m.model_dump(mode="json", exclude={"metric_name", "unit"})
-                        for m in self.get_metrics(name)
-                    ],
-                }
-                for name in names
-            },
-        }
-        return json.dumps(payload, indent=2)
-
-    def _to_csv(self, names: list[str]) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["metric_name", "timestamp", "value", "unit", "metadata"])
-        for name in names:
-            for m in self.get_metrics(name):
-                meta = json.dumps(m.metadata, default=str) if m.metadata else ""
-                writer.writerow([name, m.timestamp.isoformat(), repr(m.value), m.unit, meta])
-        return out.getvalue()
+    def _export_rows(self, name: str) -> list[dict[str, Any]]:
+        series = self._series.get(name)
+        if series is None:
+            return []
+        (timestamps, values), meta = series.view()
+        return [
+            {
+                "metric_name": name,
+                "value": float(values[i]),
+                "unit": series.unit,
+                "timestamp": datetime.fromtimestamp(float(timestamps[i]), UTC).isoformat(),
+                "metadata": meta.get(i, {}),
+            }
+            for i in range(len(values))
+        ]
 
     def clear_metrics(self, name: str | None = None) -> None:
         """Forget the samples of ``name`` (or of every operation); stored ones are flushed first."""

@@ -1,9 +1,36 @@
-"""ImageProcessingProfiler: wall time, CPU time and memory of image operations, and bottlenecks."""
+"""ImageProcessingProfiler: wall time, CPU time and memory of image operations, and bottlenecks.
+
+How a profile is named in the monitor
+-------------------------------------
+A successful profile of operation ``op`` adds one sample to each of three monitor series, named
+as the original in-memory module named them:
+
+- ``{op}_wall_time``: wall-clock seconds;
+- ``{op}_cpu_time``: CPU seconds of the process;
+- ``{op}_memory``: the change in resident memory, in MB.
+
+``track_memory_usage(op)`` adds ``{op}_memory_snapshot`` (MB). The whole profile (with the peak
+memory and the pixel count) is kept once more, as a profile record, for the store.
+
+Everything here that takes an *operation* name (``get_processing_speed``,
+``estimate_batch_time``, ``identify_bottlenecks``, ``rank_bottlenecks``) reads its timings from
+``{op}_wall_time``, or from a series named ``op`` itself where only that exists (a
+``monitor.timer("op")`` series), and reports ``op``. So the dashboard's step names stay plain
+operation names (``pipeline.decode``, whose timings are ``pipeline.decode_wall_time``), and
+code written against the original keeps working both ways: ``monitor.get_statistics(
+"resize_wall_time")`` answers a profiled ``resize``, and samples that code records itself under
+``resize_wall_time`` count for ``identify_bottlenecks(["resize"])``.
+
+Why one name and not both: recording each wall time also under ``op`` would double every sample
+in memory, in the store, in reports and in the Prometheus exporter, and an alias inside the
+monitor would make one series answer to two names (and be exported twice).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import numbers
 import os
 import re
@@ -18,17 +45,34 @@ from typing import Any, TypeVar
 import psutil
 
 from ._flusher import FLUSHER, flush_sources
-from .monitor import PerformanceMonitor, TimeRange
+from ._metadata import copy_metadata, short_repr
+from .monitor import PerformanceMonitor, TimeRange, check_name
 from .settings import get_settings
 from .store import PROFILE, RecordBatch, SampleStore
 
-__all__ = ["ImageProcessingProfiler", "PeakMemory", "current_process", "rank_bottlenecks"]
+__all__ = [
+    "CPU_TIME_SUFFIX",
+    "MEMORY_SNAPSHOT_SUFFIX",
+    "MEMORY_SUFFIX",
+    "WALL_TIME_SUFFIX",
+    "ImageProcessingProfiler",
+    "PeakMemory",
+    "current_process",
+    "operation_of",
+    "rank_bottlenecks",
+    "timing_series",
+]
 
 T = TypeVar("T")
 _MB = 1024.0 * 1024.0
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _HWM = re.compile(rb"VmHWM:\s+(\d+) kB")
+#: Monitor series of a profiled operation ``op``: ``op + WALL_TIME_SUFFIX`` and so on.
+WALL_TIME_SUFFIX = "_wall_time"
+CPU_TIME_SUFFIX = "_cpu_time"
+MEMORY_SUFFIX = "_memory"
+MEMORY_SNAPSHOT_SUFFIX = "_memory_snapshot"
 
 
 class PeakMemory:
@@ -106,8 +150,9 @@ class ImageProcessingProfiler:
     >>> result, profile["success"]
     ([1, 2, 3], True)
 
-    Wall times go to the monitor (one series per operation, in seconds), so the monitor's
-    statistics and the bottleneck ranking see them; full profiles go to the store.
+    Each successful profile of ``op`` adds to the monitor's ``{op}_wall_time`` and
+    ``{op}_cpu_time`` (seconds) and ``{op}_memory`` (MB) series, as the original module named
+    them (see the module docstring); full profiles go to the store.
     """
 
     def __init__(
@@ -137,7 +182,8 @@ class ImageProcessingProfiler:
 
         Args:
             func: the operation.
-            operation_name: the series name; defaults to the function's qualified name.
+            operation_name: the operation's name; defaults to the function's ``__name__``
+                (of the wrapped function for a ``functools.partial``).
             image_size: ``(width, height)`` of the pixels processed, for pixels per second.
 
         Returns:
@@ -186,17 +232,33 @@ class ImageProcessingProfiler:
     def record_profile(self, profile: dict[str, Any]) -> None:
         """Keep a profile measured elsewhere, e.g. a run that is published only once complete.
 
+        The profile is copied under the metadata rule (see ``_metadata.py``): it is stored as
+        JSON, and the caller's dict stays theirs.
+
         Raises:
-            ValueError: the profile lacks operation, success or wall_time_s.
+            ValueError: the profile is not a dict, lacks operation, success or wall_time_s, or
+                its operation is not a non-empty string.
         """
+        if not isinstance(profile, dict):
+            raise ValueError(f"profile must be a dict, got {short_repr(profile)}")
+        profile = copy_metadata(profile, "Profile")
         missing = {"operation", "success", "wall_time_s"} - set(profile)
         if missing:
             raise ValueError(f"A profile needs {', '.join(sorted(missing))}; got {sorted(profile)}")
+        check_name("Profile operation", profile["operation"])  # its series name in the store
         self._keep({"ts": time.time(), **profile})
 
     def _keep(self, profile: dict[str, Any]) -> None:
         if profile["success"]:
-            self.monitor.record_metric(profile["operation"], profile["wall_time_s"], "seconds")
+            name = profile["operation"]
+            monitor = self.monitor
+            monitor.record_metric(name + WALL_TIME_SUFFIX, profile["wall_time_s"], "seconds")
+            cpu = _reading(profile.get("cpu_time_s"))
+            memory = _reading(profile.get("memory_delta_mb"))
+            if cpu is not None:
+                monitor.record_metric(name + CPU_TIME_SUFFIX, cpu, "seconds")
+            if memory is not None:
+                monitor.record_metric(name + MEMORY_SUFFIX, memory, "MB")
         with self._lock:
             self._profiles.append(profile)
             if self.store is not None:
@@ -214,10 +276,14 @@ class ImageProcessingProfiler:
     ) -> float | None:
         """Pixels per second for an image of ``image_size``, from the median time of ``operation``.
 
-        None when the operation has no timings yet.
+        The times are ``{operation}_wall_time`` (or a series named ``operation``; see the
+        module docstring). None when the operation has no timings yet, or they are all zero.
         """
         pixels = _pixels(image_size)
-        median = self.monitor.get_statistics(operation, time_range).get("median")
+        series = timing_series(self.monitor, operation)
+        if series is None:
+            return None
+        median = self.monitor.get_statistics(series, time_range).get("median")
         if not pixels or not median:
             return None
         return pixels / float(median)
@@ -228,7 +294,8 @@ class ImageProcessingProfiler:
         """Seconds a batch of images would take at the measured pixels per second.
 
         The speed comes from the operation's own profiles where they carry pixel counts, else
-        from its median time as if each image were the size the timings were taken at.
+        from the median of its timings (``{operation}_wall_time``, see the module docstring) as
+        if each image were the size the timings were taken at. None without timings.
         """
         total_pixels = sum(_pixels(size) or 0 for size in image_sizes)
         rates: list[float] = [
@@ -239,17 +306,26 @@ class ImageProcessingProfiler:
         if rates:
             rates.sort()
             return float(total_pixels / rates[len(rates) // 2])
-        median = self.monitor.get_statistics(operation).get("median")
+        series = timing_series(self.monitor, operation)
+        if series is None:
+            return None
+        median = self.monitor.get_statistics(series).get("median")
         return float(median) * len(image_sizes) if median is not None else None
 
     def track_memory_usage(self, operation: str) -> float:
-        """Record this process's resident memory (MB) under ``"<operation>.memory_mb"``."""
+        """Record this process's resident memory (MB) under ``"<operation>_memory_snapshot"``."""
+        check_name("Operation", operation)
         rss_mb = current_process().memory_info().rss / _MB
-        self.monitor.record_metric(f"{operation}.memory_mb", rss_mb, "MB")
+        self.monitor.record_metric(operation + MEMORY_SNAPSHOT_SUFFIX, rss_mb, "MB")
         return rss_mb
 
     def get_memory_stats(self) -> dict[str, float]:
-        """This process's memory now, its lifetime peak, and the machine's available memory."""
+        """This process's memory now and its lifetime peak, and the machine's memory.
+
+        ``rss_mb``, ``vms_mb`` and ``peak_rss_mb`` are this process's; ``percent`` is its resident
+        memory as a percentage of the machine's; ``available_mb`` and ``system_percent`` are the
+        machine's available memory and its memory in use (%).
+        """
         info = current_process().memory_info()
         system = psutil.virtual_memory()
         return {
@@ -262,7 +338,7 @@ class ImageProcessingProfiler:
             )
             / _MB,
             "percent": float(current_process().memory_percent()),
-            "system_available_mb": system.available / _MB,
+            "available_mb": system.available / _MB,
             "system_percent": float(system.percent),
         }
 
@@ -275,7 +351,11 @@ class ImageProcessingProfiler:
     ) -> list[dict[str, Any]]:
         """Operations ranked by the total time they took, worst first.
 
-        Each entry: operation, count, median_time, p90_time, mean_time, total_time,
+        Args:
+            operations: operation names (their timings are ``{op}_wall_time``, or ``op``; see
+                the module docstring); None ranks every timed operation of the monitor.
+
+        Each entry: operation, count, median_time, p90_time, max_time, mean_time, total_time,
         share_of_total (of the operations ranked), slowdown_factor (p90 over median: how much
         slower a bad run is than a typical one) and unstable (slowdown_factor ≥ unstable_factor,
         judged only from ``min_samples`` runs on: with fewer, p90 is just the slowest run).
@@ -310,10 +390,17 @@ def rank_bottlenecks(
     min_samples: int = 5,
 ) -> list[dict[str, Any]]:
     """``identify_bottlenecks`` over any monitor (a report's, loaded from the store)."""
-    names = list(operations) if operations is not None else monitor.get_operation_names()
+    if operations is None:
+        found = (operation_of(monitor, name) for name in monitor.get_operation_names())
+        names = sorted({name for name in found if name is not None})
+    else:
+        names = list(dict.fromkeys(operations))
     ranked: list[dict[str, Any]] = []
     for name in names:
-        stats = monitor.get_statistics(name, time_range)
+        series = timing_series(monitor, name)
+        if series is None:
+            continue
+        stats = monitor.get_statistics(series, time_range)
         if not stats["count"] or stats.get("unit") != "seconds":
             continue
         median, p90 = float(stats["median"]), float(stats["p90"])
@@ -324,6 +411,7 @@ def rank_bottlenecks(
                 "count": int(stats["count"]),
                 "median_time": median,
                 "p90_time": p90,
+                "max_time": float(stats["max"]),
                 "mean_time": float(stats["mean"]),
                 "total_time": float(stats["mean"]) * int(stats["count"]),
                 "slowdown_factor": slowdown,
@@ -337,10 +425,47 @@ def rank_bottlenecks(
     return ranked
 
 
+def timing_series(monitor: PerformanceMonitor, operation: str) -> str | None:
+    """The monitor series holding ``operation``'s wall times: ``{operation}_wall_time`` where
+    it exists, else a seconds series named ``operation`` (a ``monitor.timer`` one); else None."""
+    for series in (operation + WALL_TIME_SUFFIX, operation):
+        if monitor.get_unit(series) == "seconds":
+            return series
+    return None
+
+
+def operation_of(monitor: PerformanceMonitor, series: str) -> str | None:
+    """The operation a timed series belongs to, for ranking every operation of a monitor.
+
+    ``x_wall_time`` is operation ``x``; ``x_cpu_time`` beside an ``x_wall_time`` is part of
+    ``x``'s profile, not an operation (None); any other seconds series is an operation of its
+    own name; series in other units (memory) are none.
+    """
+    if monitor.get_unit(series) != "seconds":
+        return None
+    if series.endswith(WALL_TIME_SUFFIX) and len(series) > len(WALL_TIME_SUFFIX):
+        return series.removesuffix(WALL_TIME_SUFFIX)
+    if series.endswith(CPU_TIME_SUFFIX):
+        profiled = series.removesuffix(CPU_TIME_SUFFIX) + WALL_TIME_SUFFIX
+        if monitor.get_unit(profiled) is not None:
+            return None
+    return series
+
+
+def _reading(value: object) -> float | None:
+    """A finite number as a float; None for a reading a profile does not have (e.g. None)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        if math.isfinite(number):
+            return number
+    return None
+
+
 def _operation_name(func: Callable[..., Any]) -> str:
-    """A stable series name: a repr with a memory address would make a series per call."""
+    """``func.__name__``, as the original module named profiles; stable, since a repr with a
+    memory address would make a series per call (the wrapped function of a partial)."""
     inner = func.func if isinstance(func, functools.partial) else func
-    name = getattr(inner, "__qualname__", None) or type(inner).__qualname__
+    name = getattr(inner, "__name__", None) or type(inner).__name__
     return str(name)
 
 

@@ -119,8 +119,13 @@ def _busy_percent(before: _CPUSample, after: _CPUSample) -> float | None:
     return round(100.0 * busy / total, 1)
 
 
-def _missing_disk_path(path: Path) -> ValueError:
-    return ValueError(
+class _MissingPath(FileNotFoundError, ValueError):
+    """A disk path that does not exist: an OSError as ``psutil.disk_usage`` (and the original
+    module) raised, and a ValueError as this package raises for a bad argument."""
+
+
+def _missing_disk_path(path: Path) -> _MissingPath:
+    return _MissingPath(
         f"Disk path {str(path)!r} does not exist: set PTPD_MONITORING_DISK_PATH, or pass "
         "disk_path= (or path=) an existing folder on the disk to watch"
     )
@@ -292,7 +297,8 @@ class ResourceMonitor:
             path: any existing path on that filesystem; None watches the monitor's ``disk_path``.
 
         Raises:
-            ValueError: ``path`` does not exist (e.g. an unmounted drive).
+            FileNotFoundError: ``path`` does not exist (e.g. an unmounted drive); the exception
+                is a ValueError too, so either ``except`` catches it.
         """
         target = self.disk_path if path is None else Path(path).expanduser()
         disk = _disk_usage(target)
@@ -340,6 +346,7 @@ class ResourceMonitor:
             disk_used_gb=disk.used / _GB,
             disk_free_gb=disk.free / _GB,
             gpu_percent=gpu_percent,
+            gpu_memory_mb=gpu_used,
             gpu_memory_used_mb=gpu_used,
             gpu_memory_total_mb=gpu_total,
             gpus=gpus,

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -39,6 +39,8 @@ class MonitoringSettings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        # inf passes gt=0 and nan fails with a misleading message; neither is a setting.
+        allow_inf_nan=False,
     )
 
     MAX_HISTORY: int = Field(10_000, ge=1, description="Samples kept in memory per series")
@@ -52,11 +54,22 @@ class MonitoringSettings(BaseSettings):
     )
     STORE_DIR: Path = Field(default_factory=default_store_dir, description="Sample store folder")
     STORE_ENABLED: bool = Field(True, description="Persist samples to the store")
-    STORE_SIZE_LIMIT_MB: float = Field(1024.0, gt=0, description="Store size cap; oldest go first")
+    # The store keeps the cap in bytes as an SQLite integer (2**63 - 1 at most); 1e9 MB is 1 PB.
+    STORE_SIZE_LIMIT_MB: float = Field(
+        1024.0, gt=0, le=1e9, description="Store size cap; oldest go first"
+    )
     RETENTION_DAYS: float = Field(30.0, gt=0, description="Samples older than this are removed")
     FLUSH_INTERVAL_S: float = Field(1.0, gt=0, le=3600, description="Seconds between store writes")
     SAMPLE_INTERVAL_S: float = Field(2.0, gt=0, le=3600, description="Resource sampler period")
     DISK_PATH: Path = Field(Path("/"), description="Filesystem the disk gauge watches")
+
+    @field_validator("STORE_DIR", "DISK_PATH", mode="before")
+    @classmethod
+    def _refuse_empty_paths(cls, value: object) -> object:
+        """Path("") is ".": an empty variable would silently mean the working folder."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty; unset the variable to get the default")
+        return value
 
     @model_validator(mode="after")
     def _expand_paths(self) -> MonitoringSettings:

@@ -5,35 +5,77 @@ One entry holds one flush of one series. Keys sort by kind, series and time::
     metric|pipeline.decode|1764102361.123456|4242|17
     ^kind  ^series (quoted) ^first sample   ^pid ^sequence
 
-so a time-window read is one indexed range scan that touches only the window's batches.
-Columnar values are packed float64 bytes behind a small JSON header; record values (resource
-samples, cache snapshots, profiles) are JSON rows when fresh and columnar once compacted.
-Nothing is ever pickled, and a pickled row found on read is refused.
+so a time-window read is one indexed range scan that touches only the window's batches. The
+formats live in ``_codec.py``; every diskcache internal is fenced in ``_folder.py``.
 
-Writes never raise into the host app: a failure is logged once, counted, and the batch's
-samples are counted in ``dropped_samples`` (they are not retried; the process's own history
-still answers its queries). Reads raise
-:class:`StoreError`, naming the folder and the reason, for the dashboard and CLI to show.
+What the store promises, and how:
+
+- **A sample it accepted is written, or counted.** Writes never raise into the host app. A
+  batch that cannot be encoded is counted in ``dropped_samples`` with the reason in
+  ``last_error``, and the others are written. A write that fails (full disk, a lock held too
+  long, a deleted or damaged folder) keeps its encoded batches, up to ``MAX_UNWRITTEN_BYTES``,
+  and retries them at the next flush; only what passes that bound is dropped, and counted.
+- **It recovers.** A folder deleted or replaced under a running process is noticed (its inode)
+  and re-created user-only; a damaged database is moved aside as ``cache.db.corrupt-<time>``;
+  in both cases writing goes on and the batches that were waiting are written.
+- **Every rewrite is atomic.** Values live inline in their SQLite rows, so compaction writes
+  the merged batch and deletes the old ones in one transaction: a kill at any instant leaves
+  the old rows or the new one, and a reader's single range query never sees a count fall.
+- **One bad row costs only itself.** Readers skip a malformed, pickled or file-less row, count
+  it in ``refused_rows`` and warn once per row; ``check()`` lists such rows and ``repair()``
+  removes them. Reads raise :class:`StoreError`, naming the folder and the reason, and never
+  wait on a lock longer than a few seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-import diskcache
 import numpy as np
+
+from ._codec import (
+    COLUMN_WIDTHS,
+    COLUMNAR_KINDS,
+    MAX_BATCH_SPAN_S,
+    BadBatch,
+    ColumnBatch,
+    RecordBatch,
+    SeriesData,
+    decode_columns,
+    decodes,
+    encode_columns,
+    in_time_order,
+    merged_columns,
+    merged_records,
+    plain,
+    record_columns,
+    split_by_span,
+    to_json,
+)
+from ._folder import (
+    DB_NAME,
+    CacheFolder,
+    PickledRowError,
+    StoredRow,
+    is_corruption,
+    truncated_under_a_writer,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,8 +84,11 @@ if TYPE_CHECKING:
     from .monitor import PerformanceMonitor
 
 __all__ = [
+    "MAX_BATCH_SPAN_S",
+    "MAX_UNWRITTEN_BYTES",
     "ColumnBatch",
     "RecordBatch",
+    "RepairReport",
     "SampleStore",
     "SeriesData",
     "StoreError",
@@ -56,10 +101,8 @@ logger = logging.getLogger(__name__)
 TimeBound = datetime | float | int | None
 
 METRIC, API, RESOURCE, CACHE, PROFILE = "metric", "api", "resource", "cache", "profile"
-_COLUMNAR_KINDS = frozenset({METRIC, API})
-_MAGIC = b"PTPD1"
-# A fresh batch (one flush) never spans more than this: a longer pause cuts it.
-MAX_BATCH_SPAN_S = 60.0
+# Per-process loss counters (not samples: compaction and the readers of samples skip them).
+HEALTH = "health"
 # Batches older than COMPACT_AFTER_S are merged into one per series and clock hour, so a week
 # of a slow series is about 170 entries to read rather than one per flush.
 COMPACT_SPAN_S = 3600.0
@@ -70,6 +113,10 @@ READ_LOOKBACK_S = COMPACT_SPAN_S + MAX_BATCH_SPAN_S
 _ALL_KINDS = (METRIC, API, RESOURCE, CACHE, PROFILE)
 # diskcache culls (retention, size limit) only when we ask, and we count what it removes.
 _CULL_EVERY_S = 5.0
+# Encoded batches a process keeps while its store cannot be written; past this the oldest go.
+MAX_UNWRITTEN_BYTES = 64 * 1024 * 1024
+# No read or write waits on a locked or broken database longer than this.
+LOCK_TIMEOUT_S = 5.0
 
 
 _STORES: weakref.WeakSet[SampleStore] = weakref.WeakSet()
@@ -80,6 +127,8 @@ def _renew_locks_after_fork() -> None:
     for store in list(_STORES):
         store._open_lock = threading.Lock()
         store._seq_lock = threading.Lock()
+        store._write_lock = threading.Lock()
+        store._unwritten.clear()  # the parent's to write
 
 
 os.register_at_fork(after_in_child=_renew_locks_after_fork)
@@ -94,238 +143,81 @@ class StoreError(RuntimeError):
         self.reason = reason
 
 
-class _PickledRowError(ValueError):
-    """A row holds a pickle: somebody else wrote it, and unpickling could run their code."""
-
-
-class _NoPickleDisk(diskcache.Disk):  # type: ignore[misc]
-    """diskcache's Disk restricted to bytes and text, both ways."""
-
-    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
-        if not isinstance(value, bytes | str):
-            raise TypeError(
-                f"the sample store keeps bytes or JSON text, not {type(value).__name__}"
-            )
-        return super().store(value, read, key=key)
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        if mode == diskcache.core.MODE_PICKLE:
-            raise _PickledRowError("pickled row refused")
-        return super().fetch(mode, filename, value, read)
-
-
 def to_epoch(bound: TimeBound) -> float | None:
-    """A datetime (naive means local time) or epoch seconds as epoch seconds; None stays None."""
+    """A datetime (naive means local time) or epoch seconds as epoch seconds; None stays None.
+
+    Raises:
+        ValueError: a bool, a non-finite number or anything else that is not a time.
+    """
     if bound is None:
         return None
     if isinstance(bound, datetime):
-        return bound.timestamp()
-    if isinstance(bound, int | float) and np.isfinite(bound):
-        return float(bound)
+        try:
+            return bound.timestamp()
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"A time bound must be a representable time, got {bound!r}") from exc
+    if isinstance(bound, int | float) and not isinstance(bound, bool):
+        try:
+            number = float(bound)
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number):
+            return number
     raise ValueError(f"A time bound must be a datetime or epoch seconds, got {bound!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class ColumnBatch:
-    """New samples of one columnar series; ``columns[0]`` holds the epoch timestamps."""
-
-    kind: str
-    series: str
-    columns: tuple[np.ndarray, ...]
-    unit: str = ""
-    meta: dict[int, dict[str, Any]] | None = None
-
-    @property
-    def size(self) -> int:
-        return int(self.columns[0].size)
+def _window_bounds(since: TimeBound, until: TimeBound) -> tuple[float, float]:
+    lo, hi = to_epoch(since), to_epoch(until)
+    lo = -math.inf if lo is None else lo
+    hi = math.inf if hi is None else hi
+    if lo > hi:
+        raise ValueError(f"since ({since!r}) is after until ({until!r})")
+    return lo, hi
 
 
-@dataclass(frozen=True, slots=True)
-class RecordBatch:
-    """New JSON records of one series; every record carries its epoch time under ``"ts"``."""
-
-    kind: str
-    series: str
-    rows: list[dict[str, Any]]
-
-    @property
-    def size(self) -> int:
-        return len(self.rows)
-
-
-@dataclass(slots=True)
-class SeriesData:
-    """A columnar series read back for a window: parallel arrays plus sparse metadata."""
-
-    unit: str
-    columns: list[np.ndarray]
-    meta: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return int(self.columns[0].size) if self.columns else 0
-
-
-def _json(value: Any) -> str:
-    """Compact JSON; values JSON lacks become their str(), and so do keys it refuses (tuples)."""
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
     try:
-        return json.dumps(value, separators=(",", ":"), default=str)
-    except TypeError:
-        return json.dumps(_str_keys(value), separators=(",", ":"), default=str)
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a positive, finite number, got {value!r}")
+    return number
 
 
-def _str_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _str_keys(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_str_keys(v) for v in value]
-    return value
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One encoded batch on its way to the folder."""
+
+    key: str
+    value: bytes | str
+    samples: int
+    first_ts: float
 
 
-def _encode_columns(batch: ColumnBatch, extra: dict[str, Any] | None = None) -> bytes:
-    header = {"unit": batch.unit, "n": batch.size, "k": len(batch.columns), **(extra or {})}
-    if batch.meta:
-        header["meta"] = {str(i): m for i, m in batch.meta.items()}
-    head = _json(header).encode()
-    body = b"".join(np.ascontiguousarray(c, dtype="<f8").tobytes() for c in batch.columns)
-    return _MAGIC + len(head).to_bytes(4, "little") + head + body
+@dataclass(frozen=True, slots=True)
+class RepairReport:
+    """What ``SampleStore.repair()`` removed or moved."""
+
+    rows_missing_files: int
+    samples_estimated: int
+    bad_rows: int
+    orphan_files: int
+    moved_database: Path | None
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.rows_missing_files or self.bad_rows or self.orphan_files or self.moved_database
+        )
 
 
-def _decode_columns(blob: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
-    if not blob.startswith(_MAGIC):
-        raise ValueError("not a ptpd-monitor batch")
-    start = len(_MAGIC) + 4
-    head_len = int.from_bytes(blob[len(_MAGIC) : start], "little")
-    header = json.loads(blob[start : start + head_len])
-    n, k = int(header["n"]), int(header["k"])
-    flat = np.frombuffer(blob, dtype="<f8", offset=start + head_len, count=n * k)
-    return header, [flat[i * n : (i + 1) * n] for i in range(k)]
-
-
-def _in_time_order(batch: ColumnBatch) -> ColumnBatch:
-    """The batch sorted by time where it needs cutting (threads may interleave their appends)."""
-    ts = batch.columns[0]
-    if ts.size < 2 or float(ts.max() - ts.min()) <= MAX_BATCH_SPAN_S or np.all(np.diff(ts) >= 0):
-        return batch
-    order = np.argsort(ts, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    meta = {int(rank[i]): m for i, m in batch.meta.items()} if batch.meta else None
-    columns = tuple(np.asarray(c)[order] for c in batch.columns)
-    return ColumnBatch(batch.kind, batch.series, columns, batch.unit, meta)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _record_columns(value: bytes | str) -> dict[str, Any]:
-    """A record batch as columns (numpy arrays where numeric), however it was written.
-
-    A flush writes a JSON list of rows, a few at a time. Compaction writes the columnar batch
-    format, numbers as packed float64 and the rest as JSON in the header: a week of resource
-    samples then reads in a fraction of the time JSON number parsing takes.
-    """
-    if isinstance(value, bytes):
-        header, arrays = _decode_columns(value)
-        columns: dict[str, Any] = dict(header.get("text", {}))
-        ints = set(header.get("ints", ()))
-        for name, array in zip(header["names"], arrays, strict=True):
-            columns[name] = array.astype(np.int64) if name in ints else array
-        return columns
-    data = json.loads(value)
-    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-        raise ValueError("not JSON records")
-    keys = list(dict.fromkeys(key for row in data for key in row))
-    return {key: [row.get(key) for row in data] for key in keys}
-
-
-def _encode_records(kind: str, series: str, columns: dict[str, list[Any]]) -> bytes:
-    numeric = [
-        n for n, values in columns.items() if all(v is None or _is_number(v) for v in values)
-    ]
-    ints = [
-        n
-        for n in numeric
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in columns[n])
-    ]
-    arrays = tuple(
-        np.array([np.nan if v is None else v for v in columns[n]], dtype=np.float64)
-        for n in numeric
-    )
-    text = {n: values for n, values in columns.items() if n not in numeric}
-    extra = {"names": numeric, "ints": ints, "text": text}
-    return _encode_columns(ColumnBatch(kind, series, arrays), extra)
-
-
-def _decodes(kind: str, value: Any) -> bool:
-    """Whether a stored value is a batch of ours that compaction can merge."""
-    try:
-        if kind in _COLUMNAR_KINDS:
-            _decode_columns(value)
-        else:
-            _record_columns(value)["ts"]
-    except (TypeError, ValueError, KeyError):
-        return False
-    return True
-
-
-def _merged_records(
-    kind: str, series: str, values: list[bytes | str]
-) -> tuple[bytes, float, float]:
-    """One columnar record batch from several, in time order; its first and newest times."""
-    parts = [_record_columns(value) for value in values]
-    keys = list(dict.fromkeys(key for part in parts for key in part))
-    joined: dict[str, list[Any]] = {key: [] for key in keys}
-    for part in parts:
-        size = len(part["ts"])
-        for key in keys:
-            column = part.get(key, [None] * size)
-            joined[key].extend(_plain(v) for v in column)
-    order = sorted(range(len(joined["ts"])), key=lambda i: float(joined["ts"][i]))
-    columns = {key: [column[i] for i in order] for key, column in joined.items()}
-    return _encode_records(kind, series, columns), float(columns["ts"][0]), float(columns["ts"][-1])
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the JSON value it was written as (NaN stood for None)."""
-    if isinstance(value, np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _merged_columns(kind: str, series: str, blobs: list[bytes]) -> tuple[bytes, float, float]:
-    """One encoded batch from several, in time order; with its first and newest timestamps."""
-    columns: list[list[np.ndarray]] = []
-    meta: dict[int, dict[str, Any]] = {}
-    unit, offset = "", 0
-    for blob in blobs:
-        header, parts = _decode_columns(blob)
-        unit = header.get("unit", unit)
-        for index, item in header.get("meta", {}).items():
-            meta[offset + int(index)] = item
-        columns.append(parts)
-        offset += int(parts[0].size)
-    width = len(columns[0])
-    joined = tuple(np.concatenate([c[i] for c in columns]) for i in range(width))
-    batch = _in_time_order(ColumnBatch(kind, series, joined, unit, meta or None))
-    stamps = batch.columns[0]
-    return _encode_columns(batch), float(stamps.min()), float(stamps.max())
-
-
-def _split_by_span(ts: np.ndarray) -> list[slice]:
-    """Cut a batch where it would span more than MAX_BATCH_SPAN_S (a rare, long pause)."""
-    if ts.size == 0 or float(ts.max() - ts.min()) <= MAX_BATCH_SPAN_S:
-        return [slice(0, ts.size)]
-    cuts, start = [], 0  # ts is in order here: _in_time_order sorted it
-    for i in range(1, ts.size):
-        if ts[i] - ts[start] > MAX_BATCH_SPAN_S:
-            cuts.append(slice(start, i))
-            start = i
-    cuts.append(slice(start, ts.size))
-    return cuts
+def _estimated_samples(key: str, size_bytes: int) -> int:
+    """Samples a lost batch held, from its size (columnar: 16–24 bytes a sample)."""
+    width = {METRIC: 2, API: 3}.get(key.split("|", 1)[0], 4)
+    return max(size_bytes // (8 * width), 1)
 
 
 class SampleStore:
@@ -339,6 +231,9 @@ class SampleStore:
         directory: the folder; created user-only (0700) when missing.
         size_limit_mb: the oldest batches go first once the folder grows past this.
         retention_days: batches older than this expire.
+
+    Raises:
+        ValueError: a limit is not a positive, finite number.
     """
 
     def __init__(
@@ -348,69 +243,136 @@ class SampleStore:
         size_limit_mb: float = 1024.0,
         retention_days: float = 30.0,
     ) -> None:
-        if size_limit_mb <= 0 or retention_days <= 0:
-            raise ValueError("size_limit_mb and retention_days must be positive")
+        size_mb = _positive("size_limit_mb", size_limit_mb)
+        days = _positive("retention_days", retention_days)
+        if not str(directory).strip():
+            raise ValueError("directory must name a folder, got an empty path")
         self.directory = Path(directory).expanduser()
-        self.size_limit_bytes = int(size_limit_mb * 1024 * 1024)
-        self.retention_s = float(retention_days) * 86400.0
+        self.size_limit_bytes = int(min(size_mb, 2.0**40) * 1024 * 1024)
+        self.retention_s = days * 86400.0
         self.error_count = 0
         self.dropped_samples = 0
         self.culled_batches = 0
         self.refused_rows = 0
         self.last_error: str | None = None
-        self._cache: diskcache.Cache | None = None
+        self._folder: CacheFolder | None = None
         self._open_lock = threading.Lock()
         self._seq_lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._seq = 0
+        self._unwritten: deque[_Entry] = deque()
+        self._unwritten_bytes = 0
         self._last_compact = time.monotonic()  # not at start: short processes skip it
         self._compacted: dict[tuple[str, str], float] = {}
-        _STORES.add(self)
+        self._refused: set[str] = set()
         self._last_cull = 0.0
         self._warned = False
+        self._warned_overflow = False
+        self._health_written: tuple[int, int] = (0, 0)
+        self._started = time.time()
+        _STORES.add(self)
 
     def __repr__(self) -> str:
         return f"SampleStore({str(self.directory)!r})"
 
     # -- opening -----------------------------------------------------------------------------
 
-    def _open(self) -> diskcache.Cache:
-        if self._cache is not None:
-            return self._cache
-        with self._open_lock:
-            if self._cache is None:
-                self._cache = self._create()
-            return self._cache
+    def _open(self, *, repair: bool = False) -> CacheFolder:
+        """The open folder, reopened (and re-created 0700) when it was deleted or replaced.
 
-    def _create(self) -> diskcache.Cache:
+        A database damaged in place is moved aside and started afresh when ``repair`` (the
+        writers), and raises :class:`StoreError` otherwise (the readers).
+        """
+        folder = self._folder
+        if folder is not None and not folder.moved() and not folder.damaged():
+            return folder
+        if folder is not None and folder.damaged() and not folder.moved():
+            damage = sqlite3.DatabaseError("file is not a database (its header is gone)")
+            if not repair:
+                raise StoreError(self.directory, _describe(damage))
+            self._count_error(damage)
+            self._move_aside_damaged(damage)
+        with self._open_lock:
+            if self._folder is not None and self._folder.moved():
+                logger.warning(
+                    "ptpd-monitor: the sample store at %s was deleted or replaced; reopening it",
+                    self.directory,
+                )
+                self._folder.close()
+                self._folder = None
+            if self._folder is None:
+                self._folder = self._create(repair=repair)
+            return self._folder
+
+    def _create(self, *, repair: bool) -> CacheFolder:
         path = self.directory
         if path.exists() and not path.is_dir():
             raise StoreError(path, "it is a file, not a folder; point STORE_DIR at a folder")
         try:
+            self._refuse_headless_database(repair=repair)
             if not path.exists():
                 # exist_ok: another process may create it between the check and here.
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
                 path.chmod(0o700)  # mkdir's mode is filtered by the umask
-            return diskcache.Cache(
-                str(path),
-                disk=_NoPickleDisk,
-                timeout=10,
-                size_limit=self.size_limit_bytes,
-                cull_limit=0,
-                eviction_policy="least-recently-stored",
-                statistics=False,
-                tag_index=False,
-            )
-        except StoreError:
-            raise
+            return CacheFolder(path, size_limit=self.size_limit_bytes, timeout_s=LOCK_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(path, f"{type(exc).__name__}: {exc}") from exc
+            raise StoreError(path, _describe(exc)) from exc
+
+    def _drop_handle(self) -> None:
+        with self._open_lock:
+            if self._folder is not None:
+                with contextlib.suppress(Exception):
+                    self._folder.close()
+                self._folder = None
+
+    def _refuse_headless_database(self, *, repair: bool) -> None:
+        """Never let diskcache write its tables into a database truncated under a writer.
+
+        Opening runs diskcache's set-up statements, which would make the truncated file look
+        like a fresh, valid database to the writer that still holds its WAL: what it wrote
+        next would land in a damaged file. A truncation in progress gets a second to settle.
+        """
+        deadline = time.monotonic() + 1.0
+        while truncated_under_a_writer(self.directory):
+            if time.monotonic() >= deadline:
+                damage = sqlite3.DatabaseError("file is not a database (truncated)")
+                if not repair:
+                    raise StoreError(self.directory, _describe(damage))
+                self._count_error(damage)
+                self._move_aside_damaged(damage, locked=True)
+                return
+            time.sleep(0.05)
 
     def close(self) -> None:
         """Close this process's connections (a later call reopens)."""
         with self._open_lock:
-            if self._cache is not None:
-                self._cache.close()
-                self._cache = None
+            if self._folder is not None:
+                self._folder.close()
+                self._folder = None
+
+    def _move_aside_damaged(self, exc: BaseException, *, locked: bool = False) -> Path | None:
+        """Move a damaged database out of the way so a fresh one can take its place."""
+        with contextlib.nullcontext() if locked else self._open_lock:
+            if self._folder is not None:
+                self._folder.close()
+                self._folder = None
+            database = self.directory / DB_NAME
+            if not database.exists():
+                return None
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            target = database.with_name(f"{DB_NAME}.corrupt-{stamp}-{os.getpid()}")
+            for suffix in ("", "-wal", "-shm"):
+                part = database.with_name(DB_NAME + suffix)
+                if part.exists():
+                    shutil.move(str(part), str(target) + suffix)
+        logger.warning(
+            "ptpd-monitor: the sample store database %s is damaged (%s); moved it to %s and "
+            "started a new one",
+            database,
+            _describe(exc),
+            target,
+        )
+        return target
 
     # -- writing (the flusher thread) ---------------------------------------------------------
 
@@ -420,20 +382,21 @@ class SampleStore:
             seq = self._seq
         return f"{kind}|{quote(series, safe='')}|{first_ts:017.6f}|{os.getpid()}|{seq}"
 
-    def _encoded(self, item: ColumnBatch | RecordBatch) -> Iterator[tuple[str, bytes | str]]:
+    def _encoded(self, item: ColumnBatch | RecordBatch) -> Iterator[_Entry]:
         if isinstance(item, RecordBatch):
             # Sorted and cut by span like columns, so a window read finds every record.
             rows = sorted(item.rows, key=lambda row: float(row["ts"]))
             stamps = np.array([float(row["ts"]) for row in rows])
-            for part in _split_by_span(stamps):
+            for part in split_by_span(stamps):
                 chunk = rows[part]
                 if chunk:
-                    text = _json(chunk)
-                    yield self._key(item.kind, item.series, float(stamps[part.start])), text
+                    first = float(stamps[part.start])
+                    key = self._key(item.kind, item.series, first)
+                    yield _Entry(key, to_json(chunk), len(chunk), first)
             return
-        item = _in_time_order(item)
+        item = in_time_order(item)
         ts = item.columns[0]
-        for part in _split_by_span(ts):
+        for part in split_by_span(ts):
             sub_meta = None
             if item.meta:
                 sub_meta = {
@@ -445,59 +408,165 @@ class SampleStore:
                 item.kind, item.series, tuple(c[part] for c in item.columns), item.unit, sub_meta
             )
             if piece.size:
-                yield (
-                    self._key(item.kind, item.series, float(piece.columns[0].min())),
-                    (_encode_columns(piece)),
-                )
+                first = float(piece.columns[0].min())
+                key = self._key(item.kind, item.series, first)
+                yield _Entry(key, encode_columns(piece), piece.size, first)
 
     def write(self, items: Sequence[ColumnBatch | RecordBatch]) -> bool:
-        """Persist batches in one transaction; never raises (False, counted drops on failure)."""
-        items = [item for item in items if item.size]
-        if not items:
-            return True
-        entries: list[tuple[str, bytes | str]] = []
-        samples = 0  # in the entries, counted as dropped if the transaction fails
+        """Persist batches in one transaction; never raises.
+
+        Returns True when everything waiting, these batches included, is now in the folder.
+        A batch that cannot be encoded is dropped and counted; batches that could not be
+        written wait for the next call (see the module docstring).
+        """
+        entries: list[_Entry] = []
         for item in items:
+            if not item.size:
+                continue
             try:
                 entries.extend(self._encoded(item))
-                samples += item.size
-            except (TypeError, ValueError) as exc:  # e.g. metadata JSON cannot hold
-                # One bad batch must not cost the others their write: count it and go on.
-                self._record_failure(exc, item.size)
-        if not entries:
-            return False
-        try:
-            cache = self._open()
-            with cache.transact(retry=True):
-                for key, value in entries:
-                    cache.set(key, value, expire=self.retention_s)
-            self._maybe_cull(cache)
-        except Exception as exc:  # never harm the host app: count, warn once, carry on
-            self._record_failure(exc, samples)
-            return False
-        if self._warned:
-            logger.warning("ptpd-monitor: sample store at %s works again", self.directory)
-            self._warned = False
-        return True
+            except Exception as exc:  # one bad batch must not cost the others their write
+                self._count_dropped(item.size, f"could not encode {item.series!r}: {exc!r}")
+        with self._write_lock:
+            for entry in entries:
+                self._keep(entry)
+            if not self._unwritten:
+                return True
+            return self._write_waiting()
 
-    def _record_failure(self, exc: BaseException, samples: int) -> None:
+    def _keep(self, entry: _Entry) -> None:
+        self._unwritten.append(entry)
+        self._unwritten_bytes += len(entry.value)
+        while self._unwritten_bytes > MAX_UNWRITTEN_BYTES and len(self._unwritten) > 1:
+            oldest = self._unwritten.popleft()
+            self._unwritten_bytes -= len(oldest.value)
+            self._count_dropped(
+                oldest.samples,
+                f"the store stayed unwritable past {MAX_UNWRITTEN_BYTES // 2**20} MB of waiting "
+                f"samples (last error: {self.last_error})",
+            )
+
+    def _write_waiting(self) -> bool:
+        """Write every waiting entry; on failure keep them for the next flush."""
+        entries = list(self._unwritten)
+        moved_aside = False
+        for _attempt in range(3):
+            try:
+                folder = self._open(repair=True)
+                health = self._health_entry()
+                with folder.transaction() as txn:
+                    for entry in entries if health is None else [*entries, health]:
+                        txn.put(
+                            entry.key,
+                            entry.value,
+                            expire_at=time.time() + self.retention_s,
+                            stored_at=entry.first_ts,
+                        )
+                if folder.moved() or folder.damaged():
+                    continue  # deleted, replaced or truncated while we wrote: write them again
+            except Exception as exc:  # never harm the host app: count, warn once, keep
+                if is_corruption(exc) and not moved_aside:
+                    moved_aside = True
+                    self._count_error(exc)
+                    try:
+                        self._move_aside_damaged(exc)
+                    except OSError as move_exc:
+                        self._count_error(move_exc)
+                        return False
+                    continue
+                self._count_error(exc)
+                self._drop_handle()  # the next flush reopens: the files may be fixed by then
+                return False
+            self._unwritten.clear()
+            self._unwritten_bytes = 0
+            if health is not None:
+                self._health_written = (self.dropped_samples, self.error_count)
+            if self._warned:
+                logger.warning("ptpd-monitor: sample store at %s works again", self.directory)
+                self._warned = False
+            self._housekeeping(folder)
+            return True
+        return False
+
+    def _count_error(self, exc: BaseException) -> None:
         self.error_count += 1
-        self.dropped_samples += samples
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = _describe(exc)
         if not self._warned:
             self._warned = True
             logger.warning(
-                "ptpd-monitor: cannot write the sample store at %s (%s); samples stay in this "
-                "process's memory only, and the error counter rises until it works again",
+                "ptpd-monitor: cannot write the sample store at %s (%s); samples wait in this "
+                "process's memory (up to %d MB) and are written when it works again",
                 self.directory,
                 self.last_error,
+                MAX_UNWRITTEN_BYTES // 2**20,
             )
 
-    def _maybe_cull(self, cache: diskcache.Cache) -> None:
+    def _count_dropped(self, samples: int, reason: str) -> None:
+        self.dropped_samples += samples
+        self.last_error = reason
+        logger.warning(
+            "ptpd-monitor: %d samples were not written to %s: %s", samples, self.directory, reason
+        )
+
+    def count_overflow(self, samples: int) -> None:
+        """Samples a buffer dropped because recording outran writing (warned once a process)."""
+        self.dropped_samples += samples
+        if not self._warned_overflow:
+            self._warned_overflow = True
+            logger.warning(
+                "ptpd-monitor: samples are recorded faster than %s can take them; %d dropped "
+                "so far, counted in dropped_samples (see BENCHMARKS.md for the rate it keeps)",
+                self.directory,
+                samples,
+            )
+
+    def _health_entry(self) -> _Entry | None:
+        """This process's loss counters, when they changed: other processes show them."""
+        if (self.dropped_samples, self.error_count) == self._health_written:
+            return None
+        row = {
+            "pid": os.getpid(),
+            "started": self._started,
+            "ts": time.time(),
+            "dropped_samples": self.dropped_samples,
+            "error_count": self.error_count,
+            "last_error": self.last_error,
+        }
+        key = f"{HEALTH}|{os.getpid()}|{self._started:017.6f}"
+        return _Entry(key, to_json(row), 0, self._started)
+
+    def writer_health(self) -> list[dict[str, Any]]:
+        """Every writing process's loss counters that were ever non-zero, newest first.
+
+        Each row: pid, started, ts (when written), dropped_samples, error_count, last_error.
+        A process records them with its next successful write after they change, so the
+        doctor and the dashboard can say what another process could not store.
+        """
+        rows = []
+        for key, value in self._rows(f"{HEALTH}|", f"{HEALTH}}}"):
+            try:
+                row = json.loads(value)
+                if not isinstance(row, dict):
+                    raise ValueError("not an object")
+            except (TypeError, ValueError):
+                self._refuse(key, "not a health record")
+                continue
+            rows.append(row)
+        return sorted(rows, key=lambda row: -float(row.get("ts", 0)))
+
+    @property
+    def waiting_samples(self) -> int:
+        """Samples encoded but not yet written (the store is failing, or a write is due)."""
+        return sum(entry.samples for entry in list(self._unwritten))
+
+    def _housekeeping(self, folder: CacheFolder) -> None:
         now = time.monotonic()
         if now - self._last_cull >= _CULL_EVERY_S:
             self._last_cull = now
-            self.culled_batches += int(cache.cull())
+            try:
+                self.culled_batches += folder.cull()
+            except Exception as exc:
+                self._count_error(exc)
         if now - self._last_compact >= _COMPACT_EVERY_S:
             self._last_compact = now
             self.compact()
@@ -508,128 +577,125 @@ class SampleStore:
         """Merge each series' batches into one per clock hour; returns the batches merged away.
 
         Only hours that ended before ``older_than`` (default: COMPACT_AFTER_S ago) are touched,
-        since writers still add to recent ones. Each hour is merged in one transaction, so
-        processes compacting at once cannot duplicate or lose samples. Never raises: a failure
-        is counted in ``error_count`` and logged once.
+        since writers still add to recent ones. Batches are read and merged outside any lock;
+        the merged batch replaces them in one short transaction, taken only if they are all
+        still there, so processes compacting at once cannot duplicate or lose samples. Never
+        raises: a failure is counted in ``error_count`` and logged once.
         """
         cutoff = time.time() - COMPACT_AFTER_S if older_than is None else older_than
         last_hour = float(np.floor(cutoff / COMPACT_SPAN_S) * COMPACT_SPAN_S)
         merged = 0
         try:
-            cache = self._open()
+            folder = self._open()
             for kind in _ALL_KINDS:
                 for series in self.series_names(kind):
                     prefix = f"{kind}|{quote(series, safe='')}|"
                     done = self._compacted.get((kind, series), 0.0)
-                    keys = [
-                        row[0]
-                        for row in cache._sql(
-                            "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1",
-                            (f"{prefix}{done:017.6f}", f"{prefix}{last_hour:017.6f}"),
-                        ).fetchall()
-                    ]
+                    keys = folder.keys(f"{prefix}{done:017.6f}", f"{prefix}{last_hour:017.6f}")
                     by_hour: dict[float, list[str]] = {}
                     for key in keys:
                         first_ts = float(key[len(prefix) :].split("|", 1)[0])
                         by_hour.setdefault(first_ts // COMPACT_SPAN_S, []).append(key)
                     for hour_keys in by_hour.values():
                         if len(hour_keys) > 1:
-                            merged += self._merge(cache, kind, series, hour_keys)
+                            merged += self._merge(folder, kind, series, hour_keys)
                     self._compacted[(kind, series)] = last_hour
         except Exception as exc:  # compaction is housekeeping: it must not harm the host app
-            self._record_failure(exc, 0)
+            self._count_error(exc)
         return merged
 
-    def _merge(self, cache: diskcache.Cache, kind: str, series: str, keys: list[str]) -> int:
-        """Replace ``keys`` by one batch holding all their samples, in one transaction."""
-        with cache.transact(retry=True):
-            present: list[tuple[str, Any]] = []
-            for key in keys:
-                try:
-                    value = cache.get(key, default=None)
-                except _PickledRowError:
-                    continue  # not ours: leave it where it is, readers refuse it
-                if value is None:  # another process may have merged it already
-                    continue
-                if not _decodes(kind, value):
-                    continue  # not a batch of ours: leave it for readers to refuse
-                present.append((key, value))
-            if len(present) < 2:
-                return 0
-            if kind in _COLUMNAR_KINDS:
-                value, first, newest = _merged_columns(kind, series, [v for _, v in present])
-            else:
-                value, first, newest = _merged_records(kind, series, [v for _, v in present])
-            for key, _ in present:
-                cache.delete(key)
-            expire = max(self.retention_s - (time.time() - newest), 1.0)
-            cache.set(self._key(kind, series, first), value, expire=expire)
+    def _merge(self, folder: CacheFolder, kind: str, series: str, keys: list[str]) -> int:
+        """Replace ``keys`` by one batch holding all their samples."""
+        present: list[tuple[StoredRow, Any]] = []
+        for row in folder.lookup(keys):
+            try:
+                value = folder.value(row.mode, row.filename, row.stored)
+            except (PickledRowError, OSError):
+                continue  # not ours, or its file is gone: check() reports it
+            if decodes(kind, value):
+                present.append((row, value))
+        if len(present) < 2:
+            return 0
+        values = [value for _, value in present]
+        if kind in COLUMNAR_KINDS:
+            value, first, _ = merged_columns(kind, series, values)
+        else:
+            value, first, _ = merged_records(kind, series, values)
+        # The merged batch lives as long as the longest-lived of its parts: merging never
+        # shortens a sample's life (retention counts from when a sample was written).
+        expiries = [row.expire_time for row, _ in present]
+        expire_at = None if None in expiries else max(e for e in expiries if e is not None)
+        merged_key = self._key(kind, series, first)
+        wanted = {(row.key, row.rowid) for row, _ in present}
+        with folder.transaction() as txn:
+            if {(row.key, row.rowid) for row in txn.present([k for k, _ in wanted])} != wanted:
+                return 0  # another process merged some of them meanwhile: its turn
+            txn.delete([key for key, _ in wanted])
+            txn.put(merged_key, value, expire_at=expire_at, stored_at=first)
         return len(present) - 1
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _reading(self) -> diskcache.Cache:
+    def _reading(self) -> CacheFolder:
         # A missing folder is an empty store (nothing recorded yet): opening creates it.
         return self._open()
 
     def _rows(self, low: str, high: str) -> Iterator[tuple[str, Any]]:
-        """Keys in [low, high) and their values, in key order.
-
-        diskcache has no range read, so this runs one query on its ``Cache`` table through its
-        connection (``_sql``): the key index makes it a range scan.
-        """
-        cache = self._reading()
-        try:
-            rows = cache._sql(
-                "SELECT key, mode, filename, value FROM Cache WHERE key >= ? AND key < ? "
-                "AND raw = 1 AND (expire_time IS NULL OR expire_time > ?) ORDER BY key",
-                (low, high, time.time()),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
-        for key, mode, filename, value in rows:
+        """Keys in [low, high) and their values, in key order, from one snapshot."""
+        for attempt in range(2):
             try:
-                yield key, cache._disk.fetch(mode, filename, value, False)
-            except _PickledRowError:
-                self._refuse(key, "it holds a pickle")
-            except OSError:
-                continue  # its file was culled between the query and the read
+                folder = self._reading()
+                rows = folder.rows(low, high)
+            except sqlite3.Error as exc:
+                raise StoreError(self.directory, _describe(exc)) from exc
+            values: list[tuple[str, Any]] = []
+            gone: list[str] = []
+            for key, mode, filename, stored in rows:
+                try:
+                    values.append((key, folder.value(mode, filename, stored)))
+                except PickledRowError:
+                    self._refuse(key, "it holds a pickle")
+                except OSError:
+                    gone.append(key)
+            if not gone:
+                break
+            if attempt == 1:  # the row is still there a moment later: its file is lost
+                for key in gone:
+                    self._refuse(key, "its value file is missing (ptpd-monitor doctor --repair)")
+            # else: a legacy file-backed row merged or culled between query and read: reread
+        yield from values
 
     def _refuse(self, key: str, why: str) -> None:
-        self.refused_rows += 1
-        logger.warning("ptpd-monitor: skipped row %r in %s: %s", key, self.directory, why)
+        if key not in self._refused:
+            self._refused.add(key)
+            self.refused_rows += 1
+            logger.warning("ptpd-monitor: skipped row %r in %s: %s", key, self.directory, why)
 
     def _window(
         self, kind: str, series: str, since: TimeBound, until: TimeBound
     ) -> tuple[Iterator[tuple[str, Any]], float, float]:
-        lo, hi = to_epoch(since), to_epoch(until)
-        lo = -np.inf if lo is None else lo
-        hi = np.inf if hi is None else hi
+        lo, hi = _window_bounds(since, until)
         prefix = f"{kind}|{quote(series, safe='')}|"
-        low_key = prefix if lo == -np.inf else f"{prefix}{max(lo - READ_LOOKBACK_S, 0):017.6f}"
-        high_key = prefix + "~" if hi == np.inf else f"{prefix}{hi:017.6f}~"
+        low_key = prefix if lo == -math.inf else f"{prefix}{max(lo - READ_LOOKBACK_S, 0):017.6f}"
+        high_key = prefix + "~" if hi == math.inf else f"{prefix}{max(hi, 0):017.6f}~"
         return self._rows(low_key, high_key), lo, hi
 
     def series_names(self, kind: str) -> list[str]:
         """Every series of ``kind`` in the store: one indexed probe per series (a skip scan)."""
-        cache = self._reading()
         names: list[str] = []
         low, high = f"{kind}|", f"{kind}}}"
         try:
+            folder = self._reading()
             while True:
-                row = cache._sql(
-                    "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 "
-                    "ORDER BY key LIMIT 1",
-                    (low, high),
-                ).fetchone()
-                if row is None:
+                key = folder.first_key(low, high)
+                if key is None:
                     return names
-                quoted = row[0][len(kind) + 1 :].split("|", 1)[0]
+                quoted = key[len(kind) + 1 :].split("|", 1)[0]
                 names.append(unquote(quoted))
                 # Every key of this series sorts below "kind|name}" ('}' follows '|').
                 low = f"{kind}|{quoted}}}"
         except sqlite3.Error as exc:
-            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+            raise StoreError(self.directory, _describe(exc)) from exc
 
     def read_columns(
         self, kind: str, series: str, since: TimeBound = None, until: TimeBound = None
@@ -639,9 +705,12 @@ class SampleStore:
         unit, parts, meta, offset = "", [], {}, 0
         for key, value in rows:
             try:
-                header, columns = _decode_columns(value)
-            except (ValueError, KeyError, TypeError):
-                self._refuse(key, "not a ptpd-monitor batch")
+                header, columns = decode_columns(value)
+                width = COLUMN_WIDTHS.get(kind, len(columns))
+                if len(columns) != width:
+                    raise BadBatch(f"{len(columns)} columns where {kind} series have {width}")
+            except BadBatch as exc:
+                self._refuse(key, f"not a ptpd-monitor batch ({exc})")
                 continue
             unit = header.get("unit", unit)
             keep = (columns[0] >= lo) & (columns[0] <= hi)
@@ -650,9 +719,9 @@ class SampleStore:
             kept = int(new_position[-1]) + 1 if keep.size else 0
             if kept == 0:
                 continue
-            for index, item in header.get("meta", {}).items():
-                if keep[int(index)]:
-                    meta[offset + int(new_position[int(index)])] = item
+            for index, item in header["meta"].items():
+                if keep[index]:
+                    meta[offset + int(new_position[index])] = item
             parts.append(columns if kept == keep.size else [c[keep] for c in columns])
             offset += kept
         if not parts:
@@ -669,7 +738,7 @@ class SampleStore:
         for columns, keep in self._record_batches(kind, series, since, until):
             names = list(columns)
             out.extend(
-                {name: _plain(columns[name][i]) for name in names} for i in np.flatnonzero(keep)
+                {name: plain(columns[name][i]) for name in names} for i in np.flatnonzero(keep)
             )
         out.sort(key=lambda r: float(r["ts"]))
         return out
@@ -683,11 +752,11 @@ class SampleStore:
             rows, lo, hi = self._window(kind, name, since, until)
             for key, value in rows:
                 try:
-                    columns = _record_columns(value)
-                    stamps = np.asarray(columns["ts"], dtype=np.float64)
-                except (TypeError, ValueError, KeyError):
-                    self._refuse(key, "not JSON records")
+                    columns = record_columns(value)
+                except BadBatch as exc:
+                    self._refuse(key, f"not JSON records ({exc})")
                     continue
+                stamps = np.asarray(columns["ts"], dtype=np.float64)
                 keep = (stamps >= lo) & (stamps <= hi)
                 if keep.any():
                     yield columns, keep
@@ -816,39 +885,119 @@ class SampleStore:
     def enforce_limits(self) -> int:
         """Drop expired batches and, past the size limit, the oldest ones; returns how many."""
         try:
-            removed = int(self._open().cull())
+            removed = self._open().cull()
         except Exception as exc:
-            self._record_failure(exc, 0)
+            self._count_error(exc)
             return 0
         self.culled_batches += removed
         return removed
 
     def clear(self) -> int:
         """Remove every sample (the demo and tests start clean); returns the entries removed."""
+        with self._write_lock:
+            self._unwritten.clear()
+            self._unwritten_bytes = 0
         try:
-            return int(self._reading().clear())
+            return self._reading().clear()
         except sqlite3.Error as exc:
-            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+            raise StoreError(self.directory, _describe(exc)) from exc
 
     def volume_bytes(self) -> int:
         """Bytes the store occupies on disk."""
         try:
-            return int(self._reading().volume())
+            return self._reading().volume()
         except sqlite3.Error as exc:
-            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
+            raise StoreError(self.directory, _describe(exc)) from exc
 
     def check(self) -> list[str]:
-        """An integrity check of the folder: a list of problems, empty when healthy."""
-        cache = self._reading()
+        """An integrity check of the folder: a list of problems, empty when healthy.
+
+        Besides SQLite's own check: rows whose value file is gone, rows that are not batches
+        of ours, and pickled rows (written by something else; refused on read).
+        """
         try:
-            rows = cache._sql("PRAGMA integrity_check").fetchall()
+            folder = self._reading()
+            problems = folder.integrity_problems()
+            missing = folder.rows_missing_files()
+            bad = self._bad_rows(folder)
+            pickled = folder.pickled_rows()
         except sqlite3.Error as exc:
-            raise StoreError(self.directory, f"{type(exc).__name__}: {exc}") from exc
-        problems = [str(r[0]) for r in rows if r[0] != "ok"]
-        pickled = cache._sql(
-            "SELECT count(*) FROM Cache WHERE mode = ?", (diskcache.core.MODE_PICKLE,)
-        )
-        count = int(pickled.fetchone()[0])
-        if count:
-            problems.append(f"{count} pickled rows (written by something else; refused on read)")
+            raise StoreError(self.directory, _describe(exc)) from exc
+        if missing:
+            samples = sum(_estimated_samples(key, size) for key, size in missing)
+            problems.append(
+                f"{len(missing)} rows whose value file is missing (about {samples} samples "
+                "lost); `ptpd-monitor doctor --repair` removes them"
+            )
+        if bad:
+            problems.append(
+                f"{len(bad)} rows that are not readable ptpd-monitor batches (skipped by "
+                "readers); `ptpd-monitor doctor --repair` removes them"
+            )
+        if pickled:
+            problems.append(f"{pickled} pickled rows (written by something else; refused on read)")
         return problems
+
+    def _bad_rows(self, folder: CacheFolder) -> list[str]:
+        bad = []
+        for key, mode, filename, stored in folder.all_rows():
+            kind = key.split("|", 1)[0]
+            if kind not in _ALL_KINDS:
+                continue  # not ours
+            try:
+                value = folder.value(mode, filename, stored)
+            except (PickledRowError, OSError):
+                continue  # counted as pickled or missing
+            if not decodes(kind, value):
+                bad.append(key)
+        return bad
+
+    def repair(self) -> RepairReport:
+        """Remove what ``check()`` finds broken; returns what went.
+
+        A database SQLite cannot open is moved aside (``cache.db.corrupt-<time>``) and a fresh
+        one started; rows whose value file is gone, rows that are not our batches, and value
+        files no row points at are removed. Pickled rows are left: they are not ours.
+
+        Raises:
+            StoreError: the folder cannot be opened even after moving the database aside.
+        """
+        moved: Path | None = None
+        cause: BaseException | None = None
+        try:
+            folder = self._reading()
+            damaged = bool(folder.integrity_problems())
+        except (StoreError, sqlite3.Error) as exc:
+            damaged, cause = True, exc
+        if damaged:
+            moved = self._move_aside_damaged(cause or RuntimeError("integrity check failed"))
+            folder = self._reading()
+        try:
+            missing = folder.rows_missing_files()
+            bad = self._bad_rows(folder)
+            with self._write_lock, folder.transaction() as txn:
+                txn.delete([key for key, _ in missing] + bad)
+            orphans = folder.orphan_files()
+            for file in orphans:
+                file.unlink(missing_ok=True)
+        except sqlite3.Error as exc:
+            raise StoreError(self.directory, _describe(exc)) from exc
+        return RepairReport(
+            rows_missing_files=len(missing),
+            samples_estimated=sum(_estimated_samples(key, size) for key, size in missing),
+            bad_rows=len(bad),
+            orphan_files=len(orphans),
+            moved_database=moved,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or "no detail"
+    if type(exc).__name__ == "Timeout":
+        text = f"the database stayed locked for {LOCK_TIMEOUT_S:.0f} s"
+    elif is_corruption(exc):
+        text += (
+            " (the database is damaged: the app moves it aside at its next write, or run "
+            "`ptpd-monitor doctor --repair`)"
+        )
+    return f"{type(exc).__name__}: {text}"

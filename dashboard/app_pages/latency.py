@@ -13,6 +13,7 @@ from ptpd_calibration.dashboard.data import (
     cached_monitor,
     percentile_buckets,
 )
+from ptpd_calibration.monitoring.profiler import operation_of
 
 st.title("Latency")
 store = store_in_use()
@@ -21,7 +22,8 @@ with guarded("latency"):
     if not empty_state(store, "latency"):
         directory = str(store.directory)
         monitor = cached_monitor(directory, window.since, window.until)
-        timed = [n for n in monitor.get_operation_names() if monitor.get_unit(n) == "seconds"]
+        # Timings in seconds, without a profile's CPU-time companions (see profiler.py).
+        timed = [n for n in monitor.get_operation_names() if operation_of(monitor, n) is not None]
         if not timed:
             st.info(f"No timed operations in the last {window.label}; widen the window.")
         else:

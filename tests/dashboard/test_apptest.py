@@ -15,6 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS, step_tablet_tiff
+from ptpd_calibration.monitoring.profiler import operation_of
 from ptpd_calibration.monitoring.store import SampleStore
 
 # Page file (also the key prefix of its "Generate demo data" button) and its title.
@@ -91,13 +92,15 @@ def test_generate_demo_data_records_a_session_and_the_page_shows_it(
     titles = [_chart_title(figure) for figure in _charts(at)]
     assert titles == ["Percentiles over time", "Distribution"]
     chosen = at.multiselect(key="latency_ops").value
-    # The default is where the time goes: the three operations with the most total time.
+    # The default is where the time goes: the three operations with the most total time
+    # (timings only: a profile's CPU-time series are not offered).
     stored = SampleStore(empty_store).load_monitor()
     total = {
         name: stats["mean"] * stats["count"]
         for name in stored.get_operation_names()
-        if (stats := stored.get_statistics(name))["unit"] == "seconds"
+        if operation_of(stored, name) is not None and (stats := stored.get_statistics(name))
     }
+    assert not [name for name in total if name.endswith("_cpu_time")]
     assert chosen == sorted(total, key=total.__getitem__, reverse=True)[:3]
     assert (empty_store / "cache.db").exists()
 
@@ -366,11 +369,17 @@ def test_unusual_but_valid_images_are_profiled(
 # -- reports ---------------------------------------------------------------------------------
 
 
-def _check_csv(data: bytes) -> list[list[str]]:
-    rows = list(csv.reader(io.StringIO(data.decode())))
-    assert rows[0] == ["section", "item", "field", "value"]
-    assert all(len(row) == 4 for row in rows)
-    return rows
+def _check_csv(data: bytes) -> dict[str, list[dict[str, str]]]:
+    """The wide tables of a report CSV by title ("" for the first, one row per operation)."""
+    blocks = data.decode().split("\n\n")
+    tables: dict[str, list[dict[str, str]]] = {}
+    for index, block in enumerate(blocks):
+        title, body = ("", block) if index == 0 else block.split("\n", 1)
+        rows = list(csv.reader(io.StringIO(body)))
+        assert all(len(row) == len(rows[0]) for row in rows)  # wide: every row fills the header
+        tables[title] = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    assert next(csv.reader(io.StringIO(blocks[0])))[0] == "operation"
+    return tables
 
 
 def test_report_downloads_are_parseable_json_and_csv(
@@ -388,18 +397,22 @@ def test_report_downloads_are_parseable_json_and_csv(
         _check_csv(csv_bytes)
 
     assert daily["report_type"] == "daily"
-    assert "pipeline.decode" in daily["operations"]
+    assert "pipeline.decode_wall_time" in daily["operations"]  # a profile's wall times
     assert session["report_type"] == "session"
     assert session["session_id"] == summary["session_id"]
     assert at.selectbox(key="reports_session").value == summary["session_id"]
     assert comparison["report_type"] == "comparison"
-    daily_rows = _check_csv(payloads[1])
-    assert ["report_type", "", "", "daily"] in daily_rows
+    daily_tables = _check_csv(payloads[1])
+    decode = next(r for r in daily_tables[""] if r["operation"] == "pipeline.decode_wall_time")
+    assert decode["unit"] == "seconds"
+    assert int(decode["count"]) == daily["operations"]["pipeline.decode_wall_time"]["count"]
+    assert "pipeline.decode" in [r["operation"] for r in daily_tables["Bottlenecks"]]
+    assert daily_tables["Report"][0]["report_type"] == "daily"
 
     at.toggle(key="reports_raw_ready").set_value(True).run()
     assert not at.exception
     raw = [media(b.proto.url) for b in at.get("download_button")][-2:]
     raw_json = json.loads(raw[0])
-    assert "pipeline.decode" in json.dumps(raw_json)
+    assert "pipeline.decode_wall_time" in {sample["metric_name"] for sample in raw_json}
     header = next(csv.reader(io.StringIO(raw[1].decode())))
-    assert header == ["metric_name", "timestamp", "value", "unit", "metadata"]
+    assert header == ["metric_name", "value", "unit", "timestamp", "metadata"]

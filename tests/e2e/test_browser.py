@@ -164,10 +164,19 @@ def test_daily_report_downloads_parse(browser_page: Page, demo_dashboard: Any) -
     assert re.fullmatch(r"ptpd-daily-\d{4}-\d{2}-\d{2}\.json", json_name)
     report = json.loads(json_bytes)
     assert report["report_type"] == "daily"
-    assert "pipeline.decode" in report["operations"]
+    assert "pipeline.decode_wall_time" in report["operations"]  # the step's profiled wall times
 
     csv_name, csv_bytes = download("Download CSV")
     assert csv_name == json_name.removesuffix(".json") + ".csv"
-    rows = list(csv.reader(io.StringIO(csv_bytes.decode())))
-    assert rows[0] == ["section", "item", "field", "value"]
-    assert ["report_type", "", "", "daily"] in rows
+    # Wide tables: one row per operation first, then each section after a blank line and a title.
+    first, *others = csv_bytes.decode().split("\n\n")
+    operations = {r["operation"]: r for r in csv.DictReader(io.StringIO(first))}
+    decode = operations["pipeline.decode_wall_time"]
+    assert int(decode["count"]) == report["operations"]["pipeline.decode_wall_time"]["count"]
+    assert decode["unit"] == "seconds" and "e-" not in decode["mean"]
+    tables = {
+        title: list(csv.DictReader(io.StringIO(body)))
+        for title, _, body in (block.partition("\n") for block in others)
+    }
+    assert "pipeline.decode" in [r["operation"] for r in tables["Bottlenecks"]]
+    assert tables["Report"][0]["report_type"] == "daily"

@@ -298,9 +298,9 @@ def test_daily_report_csv_to_a_file(
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     path = Path(str(populated["store"])).parent / "daily.csv"
-    rows = list(csv.reader(io.StringIO(path.read_text())))
-    assert rows[0] == ["section", "item", "field", "value"]
-    assert ["operations", "curve.fit", "count"] in [row[:3] for row in rows]
+    operations = path.read_text().split("\n\n")[0]  # the first of the wide tables
+    rows = {row["operation"]: row for row in csv.DictReader(io.StringIO(operations))}
+    assert int(rows["curve.fit"]["count"]) > 0 and rows["curve.fit"]["unit"] == "seconds"
 
 
 def test_daily_report_for_a_day_without_data_is_empty(
@@ -340,11 +340,13 @@ def test_compare_report(outputs: dict[str, subprocess.CompletedProcess[str]]) ->
     assert report["report_type"] == "comparison"
     fit = report["operations"]["curve.fit"]
     assert fit["period1"]["count"] == 0 and fit["period2"]["count"] > 0
-    rows = list(csv.DictReader(io.StringIO(outputs["compare_csv"].stdout)))
+    assert report["period1"] == {} and report["changes"] == {}  # nothing the day before
+    assert report["period2"]["curve.fit"]["count"] == fit["period2"]["count"]
     assert outputs["compare_csv"].returncode == 0
-    assert {"section", "item", "field", "value"} == set(rows[0])
-    changes = [r for r in rows if r["item"] == "curve.fit" and r["field"] == "change.direction"]
-    assert changes and changes[0]["value"] == "unchanged"  # the same samples in both periods
+    first_table = outputs["compare_csv"].stdout.split("\n\n")[0]
+    rows = {row["operation"]: row for row in csv.DictReader(io.StringIO(first_table))}
+    assert rows["curve.fit"]["direction"] == "unchanged"  # the same samples in both periods
+    assert rows["curve.fit"]["period1_count"] == rows["curve.fit"]["period2_count"]
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -355,18 +357,15 @@ def test_export_json(
 ) -> None:
     result = outputs["export_json"]
     assert result.returncode == 0, result.stderr
-    payload = json.loads(result.stdout)
+    payload = json.loads(result.stdout)  # one object per sample
     store = SampleStore(Path(str(populated["store"])))
-    assert set(payload["metrics"]) == set(store.series_names(METRIC))
-    fit = payload["metrics"]["curve.fit"]
-    assert (
-        len(fit["samples"])
-        == fit["statistics"]["count"]
-        == store.read_columns(METRIC, "curve.fit").size
-    )
+    assert {sample["metric_name"] for sample in payload} == set(store.series_names(METRIC))
+    fit = [sample for sample in payload if sample["metric_name"] == "curve.fit"]
+    assert len(fit) == store.read_columns(METRIC, "curve.fit").size
+    assert set(fit[0]) == {"metric_name", "value", "unit", "timestamp", "metadata"}
     written = Path(str(populated["store"])).parent / "export.json"
     assert outputs["export_file"].returncode == 0
-    assert set(json.loads(written.read_text())["metrics"]) == set(payload["metrics"])
+    assert json.loads(written.read_text()) == payload
 
 
 def test_export_one_operation_as_csv(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:

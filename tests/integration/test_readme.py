@@ -38,6 +38,9 @@ def test_every_python_example_runs_as_shown(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert "'count': 1" in done.stdout  # the first example's statistics
-    assert (tmp_path / "today.csv").read_text().startswith("section,item,field,value")
+    # a wide CSV, as the original module wrote it: one row per operation first
+    header = (tmp_path / "today.csv").read_text().splitlines()[0]
+    assert header == "operation,count,min,max,mean,median,std,p50,p90,p95,p99,unit"
+    assert "seconds" in done.stdout.splitlines()  # "Coming from the original module"
     # The read-back example found, through the store, the one timing and the one request.
     assert done.stdout.splitlines().count("1") == 2

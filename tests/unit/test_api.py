@@ -379,6 +379,12 @@ def test_get_response_times(tracker: APIPerformanceTracker) -> None:
     times = tracker.get_response_times("/api/a")
 
     assert times == _ms([0.003, 0.001, 0.002]).tolist()  # oldest first, in milliseconds
+    # Without an endpoint: every endpoint's list, as the original module answered.
+    assert tracker.get_response_times() == {
+        "/api/a": times,
+        "/api/other": _ms([9.0]).tolist(),
+    }
+    assert APIPerformanceTracker().get_response_times() == {}
 
 
 def test_time_range_filters(tracker: APIPerformanceTracker, clock: FakeClock) -> None:

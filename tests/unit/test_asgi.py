@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -497,3 +498,264 @@ def test_the_default_tracker_is_looked_up_at_the_first_request(
     assert len(calls) == 1
     assert middleware.tracker is tracker
     assert tracker.get_endpoint_stats("/a")["count"] == 2
+
+
+# -- every route a real FastAPI or Starlette router can match -----------------------------------
+#
+# FastAPI leaves scope["route"] only for its own API routes; the middleware asks the router for
+# the rest. These tests serve real apps in process (httpx's ASGI transport, no server).
+
+
+def _plain(request: Any) -> Any:
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse("plain")
+
+
+async def _bare_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"bare"})
+
+
+def _calibration_app(static_dir: Path) -> Any:
+    """A FastAPI app with every kind of route: API, included, add_route, docs and mounts."""
+    from fastapi import APIRouter, FastAPI
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route, Router
+    from starlette.staticfiles import StaticFiles
+
+    app = FastAPI()
+
+    @app.get("/api/curves/{curve_id}")
+    async def get_curve(curve_id: int) -> dict[str, int]:
+        return {"curve_id": curve_id}
+
+    papers = APIRouter(prefix="/papers")
+
+    @papers.get("/{paper_id}")
+    async def get_paper(paper_id: str) -> dict[str, str]:
+        return {"paper_id": paper_id}
+
+    # FastAPI puts the inclusion's prefix in front of these, not the router's own.
+    papers.add_route("/scans/{scan_id}", _plain)
+    papers.mount("/swatches", StaticFiles(directory=static_dir))
+    app.include_router(papers, prefix="/api")
+    app.add_route("/legacy/{item}", _plain)
+    app.mount("/static", StaticFiles(directory=static_dir))
+    app.mount("/raw", _bare_app)
+    v1 = FastAPI()
+
+    @v1.get("/items/{item_id}")
+    async def get_item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    app.mount("/v1", v1)
+    app.mount("/tenants/{tenant}", Router([Route("/curves/{curve_id}", _plain)]))
+    app.mount(
+        "/old",
+        Starlette(routes=[Route("/a", _plain), Mount("/deep", routes=[Route("/b/{z}", _plain)])]),
+    )
+    return app
+
+
+def _serve(app: Any, requests: list[tuple[str, str]]) -> list[int]:
+    """Send (method, path) requests to ``app`` in process; their status codes."""
+    import httpx
+
+    async def go() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [
+                (await client.request(method, path, follow_redirects=False)).status_code
+                for method, path in requests
+            ]
+
+    return asyncio.run(go())
+
+
+def _endpoints(tracker: APIPerformanceTracker) -> list[tuple[str, str, int]]:
+    return [(r.endpoint, r.method, r.status_code) for r in tracker.get_requests()]
+
+
+@pytest.fixture
+def static_dir(tmp_path: Path) -> Path:
+    (tmp_path / "site.css").write_text("body {}")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "endpoint"),
+    [
+        ("GET", "/api/curves/7", 200, "/api/curves/{curve_id}"),
+        ("GET", "/api/papers/arches", 200, "/api/papers/{paper_id}"),
+        ("POST", "/api/papers/arches", 405, "/api/papers/{paper_id}"),
+        ("GET", "/api/scans/9", 200, "/api/scans/{scan_id}"),
+        ("GET", "/api/swatches/site.css", 200, "/api/swatches/{path}"),
+        ("GET", "/legacy/42", 200, "/legacy/{item}"),
+        ("GET", "/docs", 200, "/docs"),
+        ("GET", "/docs/oauth2-redirect", 200, "/docs/oauth2-redirect"),
+        ("GET", "/redoc", 200, "/redoc"),
+        ("GET", "/openapi.json", 200, "/openapi.json"),
+        ("POST", "/docs", 405, "/docs"),  # the path matches, the method does not
+        ("GET", "/static/site.css", 200, "/static/{path}"),
+        ("GET", "/static/missing.css", 404, "/static/{path}"),  # StaticFiles' own 404
+        ("GET", "/raw/any/thing", 200, "/raw/{path}"),
+        ("GET", "/v1/items/3", 200, "/v1/items/{item_id}"),
+        ("GET", "/v1/docs", 200, "/v1/docs"),
+        ("GET", "/v1/openapi.json", 200, "/v1/openapi.json"),
+        ("GET", "/tenants/acme/curves/5", 200, "/tenants/{tenant}/curves/{curve_id}"),
+        ("GET", "/old/a", 200, "/old/a"),
+        ("GET", "/old/deep/b/6", 200, "/old/deep/b/{z}"),
+    ],
+)
+def test_every_route_of_a_fastapi_app_is_named_by_its_template(
+    static_dir: Path, method: str, path: str, status: int, endpoint: str
+) -> None:
+    tracker = APIPerformanceTracker()
+    app = _calibration_app(static_dir)
+    app.add_middleware(MonitoringMiddleware, tracker=tracker)
+
+    assert _serve(app, [(method, path)]) == [status]
+
+    assert _endpoints(tracker) == [(endpoint, method, status)]
+
+
+def test_paths_no_route_of_a_fastapi_app_matches_are_unmatched(static_dir: Path) -> None:
+    tracker = APIPerformanceTracker()
+    app = _calibration_app(static_dir)
+    app.add_middleware(MonitoringMiddleware, tracker=tracker)
+    paths = [
+        "/wp-admin",
+        "/api/curves/7/",  # redirected to the route without the slash: not the route
+        "/api/curves/x",  # not an int
+        "/v1/nothing",  # under a mount whose router matches nothing
+        "/old/zzz",
+        "/tenants/acme/nope",
+    ]
+
+    statuses = _serve(app, [("GET", path) for path in paths])
+
+    assert statuses == [404, 307, 422, 404, 404, 404]
+    # 422: FastAPI matched the route and refused the value; that is the route's request.
+    assert [e for e, _, _ in _endpoints(tracker)] == [
+        "unmatched",
+        "unmatched",
+        "/api/curves/{curve_id}",
+        "unmatched",
+        "unmatched",
+        "unmatched",
+    ]
+
+
+def test_a_starlette_app_is_named_the_same_way(static_dir: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    tracker = APIPerformanceTracker()
+    app = Starlette(
+        routes=[
+            Route("/curves/{curve_id:int}", _plain),
+            Mount("/static", StaticFiles(directory=static_dir)),
+            Mount("/api", routes=[Route("/papers/{paper_id}", _plain)]),
+        ],
+        middleware=[Middleware(MonitoringMiddleware, tracker=tracker)],
+    )
+
+    _serve(
+        app,
+        [
+            ("GET", "/curves/3"),
+            ("GET", "/static/site.css"),
+            ("GET", "/api/papers/arches"),
+            ("GET", "/api/nope"),
+            ("GET", "/nope"),
+        ],
+    )
+
+    assert [e for e, _, _ in _endpoints(tracker)] == [
+        "/curves/{curve_id}",
+        "/static/{path}",
+        "/api/papers/{paper_id}",
+        "unmatched",
+        "unmatched",
+    ]
+
+
+def test_middleware_on_a_mounted_sub_app_names_its_own_routes(static_dir: Path) -> None:
+    from fastapi import FastAPI
+
+    tracker = APIPerformanceTracker()
+    outer = FastAPI()
+
+    @outer.get("/docs-of-outer")
+    async def outer_route() -> dict[str, str]:
+        return {}
+
+    inner = FastAPI()
+
+    @inner.get("/items/{item_id}")
+    async def get_item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    inner.add_route("/legacy", _plain)
+    inner.add_middleware(MonitoringMiddleware, tracker=tracker)
+    outer.mount("/v1", inner)
+
+    _serve(
+        outer,
+        [("GET", "/v1/items/2"), ("GET", "/v1/legacy"), ("GET", "/v1/docs"), ("GET", "/v1/x")],
+    )
+
+    # As for an API route: the endpoint is the sub-app's own template, without its mount path.
+    assert [e for e, _, _ in _endpoints(tracker)] == [
+        "/items/{item_id}",
+        "/legacy",
+        "/docs",
+        "unmatched",
+    ]
+
+
+def test_the_servers_root_path_is_left_out_of_matched_routes(static_dir: Path) -> None:
+    import httpx
+
+    tracker = APIPerformanceTracker()
+    app = _calibration_app(static_dir)
+    app.add_middleware(MonitoringMiddleware, tracker=tracker)
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=app, root_path="/calib")
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for path in ("/calib/docs", "/calib/legacy/1", "/calib/v1/docs", "/calib/nope"):
+                await client.get(path)
+
+    asyncio.run(go())
+
+    assert [e for e, _, _ in _endpoints(tracker)] == [
+        "/docs",
+        "/legacy/{item}",
+        "/v1/docs",
+        "unmatched",
+    ]
+
+
+def test_a_route_that_cannot_be_matched_leaves_the_request_unmatched() -> None:
+    class Broken:
+        def matches(self, scope: Scope) -> Any:
+            raise RuntimeError("no")
+
+    class Router:
+        routes: list[object] = [Broken()]  # noqa: RUF012
+
+    tracker = APIPerformanceTracker()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["router"] = Router()
+        await routed_app(None, status=404)(scope, receive, send)
+
+    middleware = MonitoringMiddleware(app, tracker=tracker)
+    run(middleware, http_scope("/x"))
+
+    assert tracker.get_endpoints() == ["unmatched"]
+    assert middleware.recording_errors == 0

@@ -219,6 +219,27 @@ def test_delete_of_an_expired_entry(make_cache: MakeCache, clock: FakeClock) -> 
     assert cache.get_stats().expirations == 1
 
 
+@pytest.mark.parametrize("how", ["default_ttl=0", "ttl=0"])
+def test_a_ttl_of_zero_never_expires(make_cache: MakeCache, clock: FakeClock, how: str) -> None:
+    # As in the original module: 0 means "keep until evicted or deleted", not an error.
+    cache = make_cache(max_size=2, default_ttl=0 if how == "default_ttl=0" else 10.0)
+    if how == "default_ttl=0":
+        cache.set("forever", "f")
+    else:
+        cache.set("forever", "f", ttl=0)
+    cache.set("short", "s", ttl=1)
+
+    clock.advance(10 * 365 * 86_400.0)
+    assert cache.cleanup_expired() == 1  # "short" only
+    assert "forever" in cache
+    assert cache.get("forever") == "f"
+    cache.set("a", 1, ttl=0)
+    cache.set("b", 2, ttl=0)  # LRU eviction still applies
+    assert "forever" not in cache
+    assert cache.get_stats().evictions == 1
+    assert cache.delete("b") is True
+
+
 def test_reset_after_expiry_lives_again(make_cache: MakeCache, clock: FakeClock) -> None:
     cache = make_cache()
     cache.set("k", "old", ttl=1)
@@ -238,7 +259,6 @@ def test_reset_after_expiry_lives_again(make_cache: MakeCache, clock: FakeClock)
         ({"max_size": 2.5}, "max_size"),
         ({"max_size": True}, "max_size"),
         ({"max_size": "100"}, "max_size"),
-        ({"default_ttl": 0}, "default_ttl"),
         ({"default_ttl": -1.0}, "default_ttl"),
         ({"default_ttl": float("nan")}, "default_ttl"),
         ({"default_ttl": float("inf")}, "default_ttl"),
@@ -255,7 +275,7 @@ def test_bad_arguments_fail_up_front(kwargs: dict[str, Any], message: str) -> No
         CacheManager(**kwargs)
 
 
-@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf"), True, "10"])
+@pytest.mark.parametrize("ttl", [-1, -0.5, float("nan"), float("inf"), True, "10"])
 def test_bad_ttl_on_set(make_cache: MakeCache, ttl: Any) -> None:
     cache = make_cache()
     with pytest.raises(ValueError, match="ttl"):

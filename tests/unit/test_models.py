@@ -116,6 +116,16 @@ def test_timestamps_serialise_as_iso_with_offset() -> None:
         PerformanceMetric(metric_name="a", value=1.0, timestamp=WHEN).model_dump_json()
     )
     assert datetime.fromisoformat(data["timestamp"]) == WHEN
+    # datetime.isoformat(), as the original module wrote it: "+00:00", never pydantic's "Z"
+    for model in (
+        PerformanceMetric(metric_name="a", value=1.0, timestamp=WHEN),
+        APIMetric(endpoint="/a", duration_ms=1.0, status_code=200, timestamp=WHEN),
+        CacheStats(timestamp=WHEN),
+        ResourceUsage(
+            cpu_percent=1, memory_percent=2, memory_used_mb=3, disk_percent=4, timestamp=WHEN
+        ),
+    ):
+        assert model.model_dump(mode="json")["timestamp"] == WHEN.isoformat()
 
 
 def test_cache_stats_rates() -> None:
@@ -182,6 +192,28 @@ def test_resource_usage_quickref_fields() -> None:
     assert datetime.now(UTC) - usage.timestamp < timedelta(minutes=1)
     with pytest.raises(ValidationError):
         ResourceUsage(cpu_percent=10.0, memory_percent=20.0, disk_percent=40.0)  # type: ignore[call-arg]
+
+
+def test_resource_usage_takes_the_original_modules_fields() -> None:
+    usage = ResourceUsage(
+        cpu_percent=50.0,
+        memory_percent=60.0,
+        memory_used_mb=8192.0,
+        memory_available_mb=4096.0,
+        disk_percent=70.0,
+        disk_used_gb=500.0,
+        disk_free_gb=200.0,
+        gpu_percent=80.0,
+        gpu_memory_mb=4096.0,
+    )
+
+    assert (usage.gpu_percent, usage.gpu_memory_mb) == (80.0, 4096.0)
+    assert usage.gpu_memory_used_mb == 4096.0  # one reading under both names
+    newer = ResourceUsage(
+        cpu_percent=1, memory_percent=1, memory_used_mb=1, disk_percent=1, gpu_memory_used_mb=5.0
+    )
+    assert newer.gpu_memory_mb == 5.0
+    assert "gpu_memory_mb" in usage.model_dump()
 
 
 @pytest.mark.parametrize(

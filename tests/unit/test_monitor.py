@@ -93,7 +93,7 @@ def test_quickref_examples_work_as_written(tmp_path: Path, monkeypatch: pytest.M
     assert stats["min"] == stats["max"] == stats["mean"] == stats["median"] >= 0.0
     assert stats["std"] == 0.0
     exported = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
-    assert exported["metrics"]["operation"]["statistics"]["count"] == 1
+    assert [sample["metric_name"] for sample in exported] == ["operation"]
     assert monitor.max_history == 5000
 
 
@@ -597,20 +597,21 @@ def test_export_json(clock: FakeClock) -> None:
     text = monitor.export_metrics(format="json")
 
     payload = json.loads(text)
-    assert set(payload) == {"exported_at", "metrics"}
-    assert set(payload["metrics"]) == {"decode", "memory"}
-    decode = payload["metrics"]["decode"]
-    assert decode["unit"] == "seconds"
-    assert decode["statistics"] == monitor.get_statistics("decode")
-    assert [s["value"] for s in decode["samples"]] == [0.5, 0.25]
-    assert [datetime.fromisoformat(s["timestamp"]).timestamp() for s in decode["samples"]] == [
-        T0,
-        T0 + 1,
+    assert isinstance(payload, list)  # one object per sample, as the original module wrote it
+    assert [set(sample) for sample in payload] == [
+        {"metric_name", "value", "unit", "timestamp", "metadata"}
+    ] * 3
+    assert [(s["metric_name"], s["value"], s["unit"]) for s in payload] == [
+        ("decode", 0.5, "seconds"),
+        ("decode", 0.25, "seconds"),
+        ("memory", 120.0, "MB"),
     ]
-    assert decode["samples"][0]["metadata"] == {}
-    memory = payload["metrics"]["memory"]
-    assert memory["unit"] == "MB"
-    assert memory["samples"][0]["metadata"] == {"session_id": "s1", "note": 'a "q", b'}
+    assert [s["timestamp"] for s in payload] == [
+        datetime.fromtimestamp(ts, UTC).isoformat() for ts in (T0, T0 + 1, T0 + 2)
+    ]
+    assert payload[0]["timestamp"].endswith("+00:00")
+    assert payload[0]["metadata"] == {}
+    assert payload[2]["metadata"] == {"session_id": "s1", "note": 'a "q", b'}
 
 
 def test_export_json_one_operation(clock: FakeClock) -> None:
@@ -618,7 +619,8 @@ def test_export_json_one_operation(clock: FakeClock) -> None:
 
     payload = json.loads(monitor.export_metrics("json", operation_name="memory"))
 
-    assert list(payload["metrics"]) == ["memory"]
+    assert [s["metric_name"] for s in payload] == ["memory"]
+    assert json.loads(monitor.export_metrics("json", operation_name="unknown")) == []
 
 
 def test_export_csv(clock: FakeClock) -> None:
@@ -627,17 +629,19 @@ def test_export_csv(clock: FakeClock) -> None:
     text = monitor.export_metrics(format="csv")
 
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["metric_name", "timestamp", "value", "unit", "metadata"]
+    assert rows[0] == ["metric_name", "value", "unit", "timestamp", "metadata"]
     body = rows[1:]
     assert len(body) == 3
-    assert [(r[0], float(r[2]), r[3]) for r in body] == [
+    assert [(r[0], float(r[1]), r[2]) for r in body] == [
         ("decode", 0.5, "seconds"),
         ("decode", 0.25, "seconds"),
         ("memory", 120.0, "MB"),
     ]
-    assert [datetime.fromisoformat(r[1]).timestamp() for r in body] == [T0, T0 + 1, T0 + 2]
-    assert body[0][4] == ""
+    assert [datetime.fromisoformat(r[3]).timestamp() for r in body] == [T0, T0 + 1, T0 + 2]
+    assert json.loads(body[0][4]) == {}
     assert json.loads(body[2][4]) == {"session_id": "s1", "note": 'a "q", b'}
+    one = list(csv.DictReader(io.StringIO(monitor.export_metrics("csv", operation_name="decode"))))
+    assert [r["metric_name"] for r in one] == ["decode", "decode"]
 
 
 def test_export_csv_values_round_trip_exactly(monitor: PerformanceMonitor) -> None:
@@ -650,9 +654,11 @@ def test_export_csv_values_round_trip_exactly(monitor: PerformanceMonitor) -> No
     assert [float(r["value"]) for r in rows] == values.tolist()
 
 
-def test_export_empty_monitor(monitor: PerformanceMonitor) -> None:
-    assert json.loads(monitor.export_metrics("json"))["metrics"] == {}
-    assert monitor.export_metrics("csv") == "metric_name,timestamp,value,unit,metadata\n"
+def test_export_empty_monitor(monitor: PerformanceMonitor, tmp_path: Path) -> None:
+    assert json.loads(monitor.export_metrics("json")) == []
+    assert monitor.export_metrics("csv") == ""
+    assert monitor.export_metrics("csv", tmp_path / "empty.csv") is None
+    assert (tmp_path / "empty.csv").read_text() == ""
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
@@ -662,16 +668,17 @@ def test_export_writes_the_same_text_to_output_path(
     monitor = _filled(clock)
     path = tmp_path / f"metrics.{fmt}"
 
-    text = monitor.export_metrics(format=fmt, output_path=path)
+    text = monitor.export_metrics(format=fmt)
 
+    assert monitor.export_metrics(format=fmt, output_path=path) is None  # written, not returned
     assert path.read_text(encoding="utf-8") == text
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
-    # a str path works too, and an existing file is replaced
-    again = monitor.export_metrics(format=fmt, output_path=str(path))
-    assert path.read_text(encoding="utf-8") == again
+    # a str path works too, and an existing file is replaced; the format is case-insensitive
+    assert monitor.export_metrics(fmt.upper(), str(path)) is None
+    assert path.read_text(encoding="utf-8") == text
 
 
-@pytest.mark.parametrize("fmt", ["xml", "JSON", "", "parquet"])
+@pytest.mark.parametrize("fmt", ["xml", "JSONL", "", "parquet"])
 def test_export_unknown_format(monitor: PerformanceMonitor, fmt: str, tmp_path: Path) -> None:
     monitor.record_metric("op", 1.0)
     with pytest.raises(ValueError, match="Unsupported format"):

@@ -106,11 +106,22 @@ def test_profile_operation_returns_result_and_profile(profiler: ImageProcessingP
     assert profile["pixels"] == 24_000
     if profile["wall_time_s"] > 0:
         assert profile["megapixels_per_s"] == pytest.approx(24_000 / profile["wall_time_s"] / 1e6)
-    # The wall time went to the monitor, in seconds; the profile is kept too.
-    stats = profiler.monitor.get_statistics("brighten")
+    # The wall time, CPU time and memory change went to the monitor under the original
+    # module's series names; the profile is kept too.
+    monitor = profiler.monitor
+    assert monitor.get_operation_names() == [
+        "brighten_cpu_time",
+        "brighten_memory",
+        "brighten_wall_time",
+    ]
+    stats = monitor.get_statistics("brighten_wall_time")
     assert stats["count"] == 1
     assert stats["unit"] == "seconds"
     assert stats["mean"] == profile["wall_time_s"]
+    assert monitor.get_statistics("brighten_cpu_time")["mean"] == profile["cpu_time_s"]
+    assert monitor.get_unit("brighten_cpu_time") == "seconds"
+    assert monitor.get_statistics("brighten_memory")["mean"] == profile["memory_delta_mb"]
+    assert monitor.get_unit("brighten_memory") == "MB"
     kept = profiler.get_profiles("brighten")
     assert len(kept) == 1
     assert kept[0]["wall_time_s"] == profile["wall_time_s"]
@@ -163,8 +174,8 @@ def test_failed_operation_reraises_and_records_no_timing(profiler: ImageProcessi
     assert profile["error"] == "KeyError: 'missing curve'"
     assert profile["wall_time_s"] >= 0
     assert profile["pixels"] == 100
-    assert "load_curve" not in profiler.monitor.get_operation_names()
-    assert profiler.monitor.get_statistics("load_curve") == {"count": 0}
+    assert profiler.monitor.get_operation_names() == []
+    assert profiler.monitor.get_statistics("load_curve_wall_time") == {"count": 0}
 
 
 def test_failed_operations_do_not_change_timings_of_successful_ones(
@@ -178,26 +189,30 @@ def test_failed_operations_do_not_change_timings_of_successful_ones(
     for fail in (False, True, False, True, True):
         with contextlib.suppress(RuntimeError):
             profiler.profile_operation(sometimes, fail, operation_name="op")
-    assert profiler.monitor.get_statistics("op")["count"] == 2
+    assert profiler.monitor.get_statistics("op_wall_time")["count"] == 2
+    assert profiler.monitor.get_statistics("op_memory")["count"] == 2
     assert [p["success"] for p in profiler.get_profiles("op")] == [True, False, True, False, False]
 
 
-def test_operation_name_defaults_to_the_qualified_name(profiler: ImageProcessingProfiler) -> None:
+def _wall_time_series(profiler: ImageProcessingProfiler) -> set[str]:
+    return {n for n in profiler.monitor.get_operation_names() if n.endswith("_wall_time")}
+
+
+def test_operation_name_defaults_to_the_function_name(profiler: ImageProcessingProfiler) -> None:
     def local_step() -> int:
         return 1
 
+    # func.__name__, as the original module named profiles (not the qualified name)
     assert profiler.profile_operation(_square, 4) == (16, profiler.get_profiles()[-1])
     assert profiler.get_profiles()[-1]["operation"] == "_square"
     _, profile = profiler.profile_operation(_Kernels().invert, np.zeros(3))
-    assert profile["operation"] == "_Kernels.invert"
+    assert profile["operation"] == "invert"
     _, profile = profiler.profile_operation(local_step)
-    assert profile["operation"] == (
-        "test_operation_name_defaults_to_the_qualified_name.<locals>.local_step"
-    )
-    assert set(profiler.monitor.get_operation_names()) == {
-        "_square",
-        "_Kernels.invert",
-        profile["operation"],
+    assert profile["operation"] == "local_step"
+    assert _wall_time_series(profiler) == {
+        "_square_wall_time",
+        "invert_wall_time",
+        "local_step_wall_time",
     }
 
 
@@ -229,10 +244,28 @@ def test_numpy_integer_image_sizes_are_accepted(profiler: ImageProcessingProfile
 def test_processing_speed_is_pixels_over_the_median(profiler: ImageProcessingProfiler) -> None:
     assert profiler.get_processing_speed((100, 50), "tone") is None
     for seconds in (1.0, 4.0, 2.0, 3.0):
-        profiler.monitor.record_metric("tone", seconds)
+        profiler.monitor.record_metric("tone_wall_time", seconds)
 
     assert profiler.get_processing_speed((100, 50), "tone") == 5000 / 2.5
     assert profiler.get_processing_speed((100, 50), "unknown") is None
+
+
+def test_timings_of_a_plain_timer_series_count_too(profiler: ImageProcessingProfiler) -> None:
+    for seconds in (1.0, 3.0):
+        profiler.monitor.record_metric("blur", seconds)  # e.g. monitor.timer("blur")
+    assert profiler.get_processing_speed((100, 50), "blur") == 5000 / 2.0
+    # Where both exist, the profile's own series wins.
+    profiler.monitor.record_metric("blur_wall_time", 0.5)
+    assert profiler.get_processing_speed((100, 50), "blur") == 5000 / 0.5
+    [entry] = profiler.identify_bottlenecks(["blur"])
+    assert (entry["operation"], entry["count"]) == ("blur", 1)
+
+
+def test_series_in_another_unit_are_no_timings(profiler: ImageProcessingProfiler) -> None:
+    profiler.monitor.record_metric("big_wall_time", 2.0, "ms")
+    assert profiler.get_processing_speed((10, 10), "big") is None
+    assert profiler.estimate_batch_time([(10, 10)], "big") is None
+    assert profiler.identify_bottlenecks(["big"]) == []
 
 
 def test_processing_speed_from_profiled_timings(
@@ -265,7 +298,7 @@ def test_estimate_batch_time_without_pixel_counts_uses_the_median_time(
     profiler: ImageProcessingProfiler,
 ) -> None:
     for seconds in (0.5, 1.5, 1.0):
-        profiler.monitor.record_metric("blur", seconds)
+        profiler.monitor.record_metric("blur_wall_time", seconds)
     assert profiler.estimate_batch_time([(10, 10), (20, 20), (30, 30)], "blur") == 3.0
 
 
@@ -279,10 +312,10 @@ def test_track_memory_usage_records_megabytes(profiler: ImageProcessingProfiler)
     assert abs(rss_mb - actual_mb) < 100  # in MB, not bytes or KB
     assert 1 < rss_mb < 1e6
     monitor = profiler.monitor
-    assert monitor.get_unit("decode.memory_mb") == "MB"
-    assert monitor.get_statistics("decode.memory_mb")["mean"] == rss_mb
+    assert monitor.get_unit("decode_memory_snapshot") == "MB"  # the original module's name
+    assert monitor.get_statistics("decode_memory_snapshot")["mean"] == rss_mb
     profiler.track_memory_usage("decode")
-    assert monitor.get_statistics("decode.memory_mb")["count"] == 2
+    assert monitor.get_statistics("decode_memory_snapshot")["count"] == 2
 
 
 def test_memory_stats_invariants(profiler: ImageProcessingProfiler) -> None:
@@ -293,7 +326,7 @@ def test_memory_stats_invariants(profiler: ImageProcessingProfiler) -> None:
         "vms_mb",
         "peak_rss_mb",
         "percent",
-        "system_available_mb",
+        "available_mb",
         "system_percent",
     }
     assert all(isinstance(v, float) for v in stats.values())
@@ -301,7 +334,7 @@ def test_memory_stats_invariants(profiler: ImageProcessingProfiler) -> None:
     assert stats["peak_rss_mb"] >= stats["rss_mb"]
     assert 0 <= stats["percent"] <= 100
     assert 0 <= stats["system_percent"] <= 100
-    assert 0 < stats["system_available_mb"] <= psutil.virtual_memory().total / _MIB
+    assert 0 < stats["available_mb"] <= psutil.virtual_memory().total / _MIB
 
 
 # -- bottlenecks ---------------------------------------------------------------------------------
@@ -345,6 +378,7 @@ def test_bottlenecks_ranked_by_total_time_worst_first(recorded: Any) -> None:
             "count",
             "median_time",
             "p90_time",
+            "max_time",
             "mean_time",
             "total_time",
             "share_of_total",
@@ -352,6 +386,7 @@ def test_bottlenecks_ranked_by_total_time_worst_first(recorded: Any) -> None:
             "unstable",
         }
         assert entry["count"] == v.size
+        assert entry["max_time"] == v.max()
         assert entry["median_time"] == np.percentile(v, 50)
         assert entry["p90_time"] == np.percentile(v, 90)
         assert entry["total_time"] == pytest.approx(v.sum())
@@ -409,9 +444,29 @@ def test_bottlenecks_from_profiled_operations(
     for _ in range(2):
         profiler.profile_operation(_square, 1, operation_name="slow")
     ranking = profiler.identify_bottlenecks()
+    # Operations, not series: the CPU-time and memory series of a profile are not ranked.
     assert [r["operation"] for r in ranking] == ["slow", "fast"]
     assert ranking[0]["total_time"] == 6.0
     assert ranking[0]["share_of_total"] == pytest.approx(6.0 / 6.3)
+    assert profiler.identify_bottlenecks(["slow", "fast"]) == ranking
+
+
+def test_bottlenecks_from_samples_recorded_under_the_original_names(
+    profiler: ImageProcessingProfiler,
+) -> None:
+    monitor = profiler.monitor
+    for seconds in [0.01] * 10 + [0.5] * 2:
+        monitor.record_metric("fast_op_wall_time", seconds, "seconds")
+    for _ in range(10):
+        monitor.record_metric("consistent_op_wall_time", 0.01, "seconds")
+        monitor.record_metric("consistent_op_cpu_time", 0.009, "seconds")
+
+    ranking = profiler.identify_bottlenecks(["fast_op", "consistent_op"])
+
+    assert [r["operation"] for r in ranking] == ["fast_op", "consistent_op"]
+    assert ranking[0]["slowdown_factor"] > 2.0
+    assert ranking[0]["max_time"] == 0.5
+    assert [r["operation"] for r in profiler.identify_bottlenecks()] == ["fast_op", "consistent_op"]
 
 
 # -- profiles reach the store ----------------------------------------------------------------------
@@ -451,9 +506,10 @@ def test_profiles_reach_the_store_through_flush(tmp_path: Path) -> None:
     assert parse["error"].startswith("ValueError")
     # The timings went to the same store, and a failure left none.
     stored = store.load_monitor()
-    assert stored.get_statistics("tone")["count"] == 2
-    assert stored.get_statistics("invert")["count"] == 1
-    assert "parse" not in stored.get_operation_names()
+    assert stored.get_statistics("tone_wall_time")["count"] == 2
+    assert stored.get_statistics("tone_cpu_time")["count"] == 2
+    assert stored.get_statistics("invert_wall_time")["count"] == 1
+    assert not [n for n in stored.get_operation_names() if n.startswith("parse")]
 
     profiler.flush()  # nothing new: nothing written twice
     assert len(store.profiles()) == 4
@@ -474,7 +530,7 @@ def test_max_profiles_bounds_the_kept_profiles() -> None:
     for i in range(5):
         profiler.profile_operation(_square, i, operation_name=f"op{i}")
     assert [p["operation"] for p in profiler.get_profiles()] == ["op2", "op3", "op4"]
-    assert profiler.monitor.get_operation_names() == [f"op{i}" for i in range(5)]
+    assert _wall_time_series(profiler) == {f"op{i}_wall_time" for i in range(5)}
 
 
 def test_profiler_doctest_example_holds() -> None:
@@ -488,7 +544,7 @@ def test_returned_profile_is_the_callers_copy(profiler: ImageProcessingProfiler)
     _, profile = profiler.profile_operation(_square, 2, operation_name="op")
     profile["operation"] = "tampered"
     assert profiler.get_profiles()[0]["operation"] == "op"
-    assert profiler.monitor.get_operation_names() == ["op"]
+    assert _wall_time_series(profiler) == {"op_wall_time"}
 
 
 def test_partials_and_callable_objects_get_stable_names() -> None:
@@ -502,7 +558,5 @@ def test_partials_and_callable_objects_get_stable_names() -> None:
     profiler.profile_operation(functools.partial(sorted, [2, 1]))
     profiler.profile_operation(functools.partial(sorted, [3, 1]))
     profiler.profile_operation(Sharpen(), 3)
-    names = profiler.monitor.get_operation_names()
-    assert len(names) == 2 and "sorted" in names
-    assert next(n for n in names if n != "sorted").endswith("<locals>.Sharpen")
-    assert profiler.monitor.get_statistics("sorted")["count"] == 2
+    assert _wall_time_series(profiler) == {"sorted_wall_time", "Sharpen_wall_time"}
+    assert profiler.monitor.get_statistics("sorted_wall_time")["count"] == 2

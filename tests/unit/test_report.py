@@ -247,8 +247,11 @@ def test_daily_report_with_api_and_resources(
     assert report["api"]["total_requests"] == 2
     assert report["api"]["total_errors"] == 1
     assert list(report["api"]["endpoints"]) == ["/api/a"]
-    assert report["resources"]["current"]["cpu_percent"] == 95.0
-    assert report["resources"]["alerts"][0]["resource"] == "cpu"
+    # The original module's shape: the snapshot's fields, and the alerts beside them.
+    assert report["resources"]["cpu_percent"] == 95.0
+    assert report["resources"]["timestamp"].endswith("+00:00")
+    assert report["resource_alerts"] == resources.get_alerts_for_high_usage(resources.usage)
+    assert report["resource_alerts"][0]["resource"] == "cpu"
     json.dumps(report)  # JSON-ready as it is
 
 
@@ -388,8 +391,23 @@ def test_compare_performance(monitor: PerformanceMonitor, clock: FakeClock) -> N
     assert ops["new"]["period1"] == {"mean": None, "count": 0}
     assert ops["improves"]["unit"] == "seconds"
     assert comparison["summary"] == {"improved": 1, "degraded": 1, "unchanged": 1}
-    assert datetime.fromisoformat(comparison["period1"]["start"]).timestamp() == first
-    assert datetime.fromisoformat(comparison["period2"]["end"]).timestamp() == second + 3
+    periods = comparison["periods"]
+    assert datetime.fromisoformat(periods["period1"]["start"]).timestamp() == first
+    assert datetime.fromisoformat(periods["period2"]["end"]).timestamp() == second + 3
+    # The original module's keys: each period's operations, and the changes of those in both,
+    # improved when the mean fell, else degraded (no tolerance).
+    assert comparison["period1"] == {
+        "improves": {"mean": 4.0, "count": 2},
+        "degrades": {"mean": 2.0, "count": 1},
+        "steady": {"mean": 1.0, "count": 1},
+        "gone": {"mean": 7.0, "count": 1},
+    }
+    assert set(comparison["period2"]) == {"improves", "degrades", "steady", "new"}
+    assert comparison["changes"] == {
+        "degrades": {"absolute": 1.0, "percentage": 50.0, "direction": "degraded"},
+        "improves": {"absolute": -3.0, "percentage": -75.0, "direction": "improved"},
+        "steady": {"absolute": 0.03125, "percentage": 3.125, "direction": "degraded"},
+    }
 
 
 def test_compare_performance_with_datetimes_and_tolerance(
@@ -439,12 +457,19 @@ def test_compare_performance_from_zero(monitor: PerformanceMonitor, clock: FakeC
         "direction": "improved",
     }
     assert ops["flat"]["change"] == {"absolute": 0.0, "percentage": 0.0, "direction": "unchanged"}
+    changes = PerformanceReport(monitor).compare_performance(
+        (NOON, NOON + 1), (NOON + 99, NOON + 101)
+    )["changes"]
+    assert changes["up"] == {"absolute": 2.0, "percentage": 0.0, "direction": "degraded"}
+    assert changes["down"] == {"absolute": -2.0, "percentage": 0.0, "direction": "improved"}
+    assert changes["flat"] == {"absolute": 0.0, "percentage": 0.0, "direction": "degraded"}
 
 
 def test_compare_performance_without_data(monitor: PerformanceMonitor) -> None:
     comparison = PerformanceReport(monitor).compare_performance((0.0, 1.0), (2.0, 3.0))
 
     assert comparison["operations"] == {}
+    assert comparison["period1"] == comparison["period2"] == comparison["changes"] == {}
     assert comparison["summary"] == {"improved": 0, "degraded": 0, "unchanged": 0}
 
 
@@ -476,52 +501,142 @@ def test_export_json(monitor: PerformanceMonitor, daily: dict[str, Any]) -> None
     assert json.loads(text)["operations"]["decode"]["mean"] == 2.0
 
 
+def _tables(text: str) -> dict[str, list[dict[str, str]]]:
+    """The CSV's tables by title ("" for the first): blocks after a blank line and a title."""
+    blocks = text.split("\n\n")
+    tables = {"": list(csv.DictReader(io.StringIO(blocks[0])))}
+    for block in blocks[1:]:
+        title, _, body = block.partition("\n")
+        tables[title] = list(csv.DictReader(io.StringIO(body)))
+    return tables
+
+
 def test_export_csv(monitor: PerformanceMonitor, daily: dict[str, Any]) -> None:
     text = PerformanceReport(monitor).export_report(daily, format="csv")
 
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["section", "item", "field", "value"]
-    assert all(len(row) == 4 for row in rows)
-    by_key = {(r[0], r[1], r[2]): r[3] for r in rows[1:]}
-    assert by_key[("report_type", "", "")] == "daily"
-    assert by_key[("date", "", "")] == "2025-06-15"
-    assert by_key[("operations", "decode", "count")] == "3"
-    assert float(by_key[("operations", "decode", "mean")]) == 2.0
-    assert by_key[("operations", "memory", "unit")] == "MB"
-    assert by_key[("summary", "operations", "")] == "2"
-    assert by_key[("bottlenecks", "0", "operation")] == "decode"
-    assert by_key[("api", "total_requests", "")] == "1"
-    assert float(by_key[("api", "endpoints", "/api/a.mean_ms")]) == pytest.approx(10.0)
-    assert by_key[("api", "slowest_endpoints", "[0].endpoint")] == "/api/a"
-    assert by_key[("api", "highest_error_endpoints", "")] == "[]"
-    assert datetime.fromisoformat(by_key[("period", "start", "")])
+    # Wide, as the original module wrote it: one row per operation, in its own unit.
+    assert rows[0] == [
+        "operation",
+        "count",
+        "min",
+        "max",
+        "mean",
+        "median",
+        "std",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "unit",
+    ]
+    tables = _tables(text)
+    assert list(tables) == ["", "Bottlenecks", "API", "API endpoints", "Report"]
+    decode, memory = tables[""]
+    assert decode["operation"] == "decode" and memory["operation"] == "memory"
+    assert (decode["count"], decode["mean"], decode["std"], decode["unit"]) == (
+        "3",
+        "2",
+        "0.8165",  # 4 significant digits
+        "seconds",
+    )
+    assert (memory["mean"], memory["unit"]) == ("64", "MB")
+    [bottleneck] = tables["Bottlenecks"]
+    assert (bottleneck["operation"], bottleneck["total_time"]) == ("decode", "6")
+    [api] = tables["API"]
+    assert (api["total_requests"], api["overall_error_rate"]) == ("1", "0")
+    [endpoint] = tables["API endpoints"]
+    assert (endpoint["endpoint"], endpoint["mean_ms"], endpoint["p99_ms"]) == ("/api/a", "10", "10")
+    [about] = tables["Report"]
+    assert (about["report_type"], about["date"], about["summary_operations"]) == (
+        "daily",
+        "2025-06-15",
+        "2",
+    )
+    for stamp in (about["generated_at"], about["period_start"], api["generated_at"]):
+        assert stamp.endswith("+00:00")  # one timestamp format everywhere
+        assert datetime.fromisoformat(stamp)
+
+
+def test_export_csv_numbers_have_four_significant_digits_and_no_exponent(
+    monitor: PerformanceMonitor, clock: FakeClock
+) -> None:
+    _record(monitor, clock, NOON, "tiny", 5.7639000260678586e-05)
+    _record(monitor, clock, NOON, "huge", 123_456_789.0)
+    reporter = PerformanceReport(monitor)
+
+    text = reporter.export_report(reporter.generate_daily_report("2025-06-15"), "csv")
+
+    assert "e-" not in text and "e+" not in text
+    rows = {r["operation"]: r for r in _tables(text)[""]}
+    assert rows["tiny"]["mean"] == "0.00005764"
+    assert rows["huge"]["mean"] == "123500000"
+    assert rows["huge"]["count"] == "1"
+
+
+def test_export_csv_with_resources(monitor: PerformanceMonitor, clock: FakeClock) -> None:
+    _record(monitor, clock, NOON, "op", 1.0)
+    reporter = PerformanceReport(monitor, resource_monitor=FakeResourceMonitor())  # type: ignore[arg-type]
+
+    tables = _tables(reporter.export_report(reporter.generate_daily_report("2025-06-15"), "csv"))
+
+    [resources] = tables["Resources"]
+    assert resources["cpu_percent"] == "95"
+    assert resources["timestamp"].endswith("+00:00")
+    [alert] = tables["Resource alerts"]
+    assert alert == {
+        "resource": "cpu",
+        "usage": "95",
+        "threshold": "80",
+        "severity": "warning",
+        "message": "CPU at 95%",
+    }
 
 
 def test_export_csv_of_session_and_comparison(
     monitor: PerformanceMonitor, clock: FakeClock
 ) -> None:
     _record(monitor, clock, NOON, "op", 1.0, session_id="s1")
+    _record(monitor, clock, NOON + 1, "op", 3.0)
     reporter = PerformanceReport(monitor)
     session = reporter.generate_session_report("s1")
     comparison = reporter.compare_performance((NOON, NOON), (NOON + 1, NOON + 2))
 
-    session_rows = list(csv.DictReader(io.StringIO(reporter.export_report(session, "csv"))))
-    comparison_rows = list(csv.DictReader(io.StringIO(reporter.export_report(comparison, "csv"))))
+    session_tables = _tables(reporter.export_report(session, "csv"))
+    comparison_tables = _tables(reporter.export_report(comparison, "csv"))
 
-    assert {"section": "session_id", "item": "", "field": "", "value": "s1"} in session_rows
-    assert {"section": "operations", "item": "op", "field": "count", "value": "1"} in session_rows
-    assert {
-        "section": "operations",
-        "item": "op",
-        "field": "change",
-        "value": "",
-    } in comparison_rows
-    assert {
-        "section": "operations",
-        "item": "op",
-        "field": "period1.count",
-        "value": "1",
-    } in comparison_rows
+    [op] = session_tables[""]
+    assert (op["operation"], op["count"], op["total"]) == ("op", "1", "1")
+    assert session_tables["Report"][0]["session_id"] == "s1"
+    [change] = comparison_tables[""]
+    assert change == {
+        "operation": "op",
+        "period1_mean": "1",
+        "period1_count": "1",
+        "period2_mean": "3",
+        "period2_count": "1",
+        "absolute": "2",
+        "percentage": "200",
+        "direction": "degraded",
+        "unit": "seconds",
+    }
+    assert [p["period"] for p in comparison_tables["Periods"]] == ["period1", "period2"]
+    assert comparison_tables["Report"][0]["summary_degraded"] == "1"
+
+
+def test_export_csv_of_an_original_style_comparison(monitor: PerformanceMonitor) -> None:
+    comparison = {
+        "period1": {"op": {"mean": 2.0, "count": 1}, "gone": {"mean": 1.0, "count": 1}},
+        "period2": {"op": {"mean": 1.0, "count": 2}},
+        "changes": {"op": {"absolute": -1.0, "percentage": -50.0, "direction": "improved"}},
+    }
+
+    rows = _tables(PerformanceReport(monitor).export_report(comparison, "csv"))[""]
+
+    assert [(r["operation"], r["direction"], r["period2_count"]) for r in rows] == [
+        ("gone", "", "0"),
+        ("op", "improved", "2"),
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
@@ -530,15 +645,17 @@ def test_export_to_a_path(
 ) -> None:
     path = tmp_path / f"report.{fmt}"
 
-    text = PerformanceReport(monitor).export_report(daily, format=fmt, path=path)
+    reporter = PerformanceReport(monitor)
+    text = reporter.export_report(daily, format=fmt)
 
+    assert reporter.export_report(daily, format=fmt, path=path) is None  # written, not returned
     assert path.read_text(encoding="utf-8") == text
     assert list(tmp_path.iterdir()) == [path]
-    PerformanceReport(monitor).export_report(daily, format=fmt, path=str(path))  # str, overwrite
+    assert reporter.export_report(daily, fmt.upper(), str(path)) is None  # str path, overwrite
     assert path.read_text(encoding="utf-8") == text
 
 
-@pytest.mark.parametrize("fmt", ["xml", "pdf", "", "JSON"])
+@pytest.mark.parametrize("fmt", ["xml", "pdf", "", "JSONL"])
 def test_export_unknown_format(
     monitor: PerformanceMonitor, daily: dict[str, Any], tmp_path: Path, fmt: str
 ) -> None:

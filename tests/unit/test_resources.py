@@ -174,6 +174,13 @@ def test_missing_disk_path_names_it_and_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unmounted-drive") as raised:
         ResourceMonitor().get_disk_usage(missing)
     assert "PTPD_MONITORING_DISK_PATH" in str(raised.value)
+    # An OSError as well, as psutil (and the original module) raised it.
+    assert isinstance(raised.value, FileNotFoundError)
+    with pytest.raises(OSError, match="unmounted-drive"):
+        ResourceMonitor().get_disk_usage(str(missing))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(FileNotFoundError):
+        ResourceMonitor().get_disk_usage(tmp_path / "a-file" / "below-it")  # not a directory
     with pytest.raises(ValueError, match=r"unmounted-drive.*PTPD_MONITORING_DISK_PATH"):
         ResourceMonitor(disk_path=missing)
 
@@ -196,6 +203,7 @@ def test_check_resources_without_gpu(no_gpu: None) -> None:
     assert usage.memory_used_mb > 0.0 and usage.memory_available_mb >= 0.0
     assert usage.disk_used_gb >= 0.0 and usage.disk_free_gb >= 0.0
     assert usage.gpu_percent is None and usage.gpus == []
+    assert usage.gpu_memory_mb is None
     assert monitor.get_gpu_usage() is None
     assert monitor.get_all_gpu_usage() == []
 
@@ -205,6 +213,7 @@ def test_check_resources_fills_gpu_fields(fake_nvml: FakePynvml) -> None:
     usage = monitor.check_resources()
     assert usage.gpu_percent == 71.0
     assert usage.gpu_memory_used_mb == 6144.0
+    assert usage.gpu_memory_mb == 6144.0  # the original module's name for GPU 0's memory used
     assert usage.gpu_memory_total_mb == 24576.0
     assert [gpu.name for gpu in usage.gpus] == ["Fake RTX 4090", "Fake RTX 3070"]
     assert usage.gpus[0].power_w == 250.0

@@ -198,8 +198,9 @@ def test_max_pending_drops_the_oldest_and_counts_them() -> None:
     assert taken is not None
     columns, meta = taken
     kept = columns[0].astype(int).tolist()
-    # the newest rows survive, contiguous, and no more than max_pending of them
-    assert 10 <= len(kept) <= 25 + 10
+    # the newest rows survive, contiguous, and no more than max_pending and the slack that
+    # keeps trimming amortised (half the kept rows) between trims
+    assert 10 <= len(kept) <= 25 + 25 // 2
     assert kept == list(range(200 - len(kept), 200))
     # nothing disappears without being counted
     assert buffer.dropped == 200 - len(kept)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sqlite3
 import stat
 import time
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ import pandas as pd
 import pytest
 
 from ptpd_calibration.monitoring import _flusher
+from ptpd_calibration.monitoring._folder import Transaction
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.store import (
     API,
@@ -572,9 +574,10 @@ def test_healthy_store_checks_clean(store: SampleStore) -> None:
 
 def test_values_are_never_pickled(store: SampleStore) -> None:
     store.write([metric("x", [T0]), RecordBatch(PROFILE, "x", [{"ts": T0}])])
-    con = store._open()._sql
-    modes = {row[0] for row in con("SELECT mode FROM Cache").fetchall()}
-    assert diskcache.core.MODE_PICKLE not in modes
+    with sqlite3.connect(store.directory / "cache.db") as con:
+        rows = con.execute("SELECT mode, filename FROM Cache").fetchall()
+    assert diskcache.core.MODE_PICKLE not in {mode for mode, _ in rows}
+    assert {filename for _, filename in rows} == {None}  # values inline: no file to outlive
 
 
 # -- retention and the size limit ----------------------------------------------------------------
@@ -656,6 +659,7 @@ def test_limits_must_be_positive(tmp_path: Path, size: float, days: float) -> No
 
 
 def _fail_many_writes(s: SampleStore, times: int = 6) -> int:
+    """Failed writes; returns the samples they hold, which wait for the store to work again."""
     samples = 0
     for i in range(times):
         batch = [metric("op", T0 + i + np.arange(3)), RecordBatch(PROFILE, "op", [{"ts": T0}])]
@@ -672,10 +676,11 @@ def test_store_under_a_regular_file_fails_writes_quietly(
     s = SampleStore(blocker / "store")  # works as root too: nothing can create this folder
     caplog.set_level(logging.WARNING, logger=STORE_LOGGER)
 
-    dropped = _fail_many_writes(s)
+    waiting = _fail_many_writes(s)
 
     assert s.error_count == 6
-    assert s.dropped_samples == dropped
+    assert s.waiting_samples == waiting
+    assert s.dropped_samples == 0  # nothing is lost yet: they wait in memory
     assert s.last_error
     assert len(warnings_from_store(caplog)) == 1
     assert str(blocker / "store") in warnings_from_store(caplog)[0].getMessage()
@@ -697,9 +702,9 @@ def test_unwritable_parent_folder_fails_writes_quietly(
             pytest.skip("permissions do not apply to this user (root)")
         s = SampleStore(parent / "store")
         caplog.set_level(logging.WARNING, logger=STORE_LOGGER)
-        dropped = _fail_many_writes(s)
+        waiting = _fail_many_writes(s)
         assert s.error_count == 6
-        assert s.dropped_samples == dropped
+        assert s.waiting_samples == waiting
         assert len(warnings_from_store(caplog)) == 1
     finally:
         parent.chmod(0o700)
@@ -715,23 +720,28 @@ def test_full_disk_fails_writes_quietly_then_recovers(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patch:
-        patch.setattr(diskcache.Cache, "set", no_space)
-        dropped = _fail_many_writes(store)
+        patch.setattr(Transaction, "put", no_space)
+        waiting = _fail_many_writes(store)
 
     assert store.error_count == 6
-    assert store.dropped_samples == dropped
+    assert store.waiting_samples == waiting
+    assert store.dropped_samples == 0
     assert "No space" in (store.last_error or "")
     assert len(warnings_from_store(caplog)) == 1
     # Nothing half-written: the failed transactions left no samples behind.
     assert store.read_columns(METRIC, "op").columns[1].tolist() == [1.0]
 
     assert store.write([metric("op", [T0 + 100], [2.0])])  # the disk has room again
-    assert store.read_columns(METRIC, "op").columns[1].tolist() == [1.0, 2.0]
+    # What waited is written with it, each sample once.
+    values = store.read_columns(METRIC, "op").columns[1].tolist()
+    assert sorted(values) == sorted([1.0, 2.0] + [i + j for i in range(6) for j in range(3)])
+    assert len(store.read_records(PROFILE, "op")) == 6
+    assert store.waiting_samples == 0
     assert store.error_count == 6
     assert len(warnings_from_store(caplog)) == 2  # "works again"
 
 
-def test_corrupt_store_raises_on_read_and_fails_writes_quietly(
+def test_corrupt_store_raises_on_read_and_writing_moves_it_aside(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = tmp_path / "store"
@@ -756,10 +766,13 @@ def test_corrupt_store_raises_on_read_and_fails_writes_quietly(
             read()
         assert str(folder) in str(info.value)
 
-    dropped = _fail_many_writes(s, times=3)
-    assert s.error_count == 3
-    assert s.dropped_samples == dropped
-    assert len(warnings_from_store(caplog)) == 1
+    assert s.write([metric("op", [T0, T0 + 1])]) is True  # moved aside, started afresh
+    assert s.read_columns(METRIC, "op").size == 2
+    assert s.error_count == 1
+    assert s.dropped_samples == 0
+    (aside,) = folder.glob("cache.db.corrupt-*")
+    assert aside.read_bytes().startswith(b"\x00garbage")
+    assert any("damaged" in r.getMessage() for r in warnings_from_store(caplog))
 
 
 def test_store_folder_that_is_a_file(tmp_path: Path) -> None:
@@ -800,7 +813,7 @@ def test_monitor_with_a_failing_store_keeps_recording_in_memory(
     assert stats["p90"] == np.percentile(values * 3, 90)
     assert monitor.get_statistics("timed")["count"] == 3
     assert s.error_count >= 3
-    assert s.dropped_samples >= 15
+    assert s.waiting_samples == 15  # waiting for the folder to become writable
     assert len(warnings_from_store(caplog)) == 1
 
 
