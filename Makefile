@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120
 
-.PHONY: setup system-deps test test-fast lint bench dashboard demo clean
+.PHONY: setup system-deps test test-fast screenshots lint bench dashboard demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: setup system-deps
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e"
+
+# The browser tests write their screenshots into a temporary folder; this refreshes the README's.
+screenshots: setup system-deps
+	PTPD_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/e2e/test_browser.py
 
 # mypy cannot follow setuptools' editable finder, so it checks the packages through a link tree
 # with their installed names (otherwise every cross-package import would be Any).

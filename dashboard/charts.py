@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ptpd_calibration.monitoring.resources import classify
+from ptpd_calibration.monitoring.resources import classify, critical_level
 
 __all__ = [
     "PERCENTILE_COLUMNS",
@@ -31,7 +31,7 @@ _LAYOUT = {"margin": {"l": 30, "r": 30, "t": 40, "b": 10}}
 def gauge(title: str, value: float | None, threshold: float, *, suffix: str = "%") -> go.Figure:
     """A 0-100 gauge coloured by the alert level ``value`` reaches against ``threshold``."""
     colour = _SEVERITY_COLOURS[classify(value, threshold)]
-    critical = threshold + (100 - threshold) / 2
+    critical = critical_level(threshold)
     figure = go.Figure(
         go.Indicator(
             mode="gauge+number",

@@ -5,24 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, time
+from datetime import datetime
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from ptpd_calibration.monitoring import StoreError, get_store
+from ptpd_calibration.monitoring._common import day_window
 from ptpd_calibration.monitoring.store import SampleStore
 
-from .data import (
-    PRESET_WINDOWS,
-    Window,
-    cached_api_tracker,
-    cached_monitor,
-    has_metrics,
-    period_end,
-    preset_window,
-    refresh_seconds,
-)
+from .readers import has_metrics, invalidate
+from .transforms import PRESET_WINDOWS, Window, period_end, preset_window, refresh_seconds
 
 __all__ = [
     "current_window",
@@ -67,8 +60,8 @@ def current_window() -> Window:
     end = st.session_state.get("window_to") or start
     if end < start:
         start, end = end, start
-    since = datetime.combine(start, time.min).astimezone().timestamp()
-    until = datetime.combine(end, time.max).astimezone().timestamp()
+    _, since, _ = day_window(start)
+    _, _, until = day_window(end)
     # A window reaching into the future ends now, rounded like the presets: cache keys move on.
     period = refresh_seconds(until - since)
     until = min(until, period_end(period))
@@ -114,9 +107,7 @@ def empty_state(store: SampleStore, key_prefix: str) -> bool:
 
         bar = st.progress(0, text="Recording a demo calibration session…")
         summary = record_demo_session(seconds=4.0, progress=progress_callback(bar, "Recording…"))
-        st.cache_data.clear()
-        cached_monitor.clear()
-        cached_api_tracker.clear()
+        invalidate()
         st.success(
             f"Recorded {summary['pipeline_runs']} pipeline runs and {summary['requests']} requests."
         )

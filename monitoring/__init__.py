@@ -27,6 +27,8 @@ from .report import PerformanceReport
 from .resources import ResourceMonitor
 from .settings import MonitoringSettings, SettingsError, get_settings
 from .store import SampleStore, StoreError
+from .watches import Watch, WatchError, WatchResult, watch_history
+from .watches import evaluate as evaluate_watches
 
 __all__ = [
     "APIMetric",
@@ -45,6 +47,10 @@ __all__ = [
     "SampleStore",
     "SettingsError",
     "StoreError",
+    "Watch",
+    "WatchError",
+    "WatchResult",
+    "evaluate_watches",
     "flush",
     "get_api_tracker",
     "get_cache",
@@ -55,6 +61,7 @@ __all__ = [
     "get_store",
     "profiled",
     "timed",
+    "watch_history",
 ]
 
 _T = TypeVar("_T")

@@ -145,9 +145,10 @@ def decode_columns(blob: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
 
 
 def in_time_order(batch: ColumnBatch) -> ColumnBatch:
-    """The batch sorted by time where it needs cutting (threads may interleave their appends)."""
+    """The batch sorted by time, stably (threads interleave their appends; batches of several
+    processes overlap): readers promise oldest first, and cutting by span needs the order."""
     ts = batch.columns[0]
-    if ts.size < 2 or float(ts.max() - ts.min()) <= MAX_BATCH_SPAN_S or np.all(np.diff(ts) >= 0):
+    if ts.size < 2 or bool(np.all(ts[1:] >= ts[:-1])):
         return batch
     order = np.argsort(ts, kind="stable")
     rank = np.empty_like(order)
@@ -190,9 +191,11 @@ def record_columns(value: bytes | str) -> dict[str, Any]:
     if "ts" not in columns or any(len(column) != size for column in columns.values()):
         raise BadBatch("records without a time for every row")
     try:
-        np.asarray(columns["ts"], dtype=np.float64)
+        stamps = np.asarray(columns["ts"], dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise BadBatch(f"records with a time that is not a number: {exc}") from exc
+    if not np.all(np.isfinite(stamps)):
+        raise BadBatch("records with a missing or non-finite time")
     return columns
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing.util
-import os
 import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
-from .store import ColumnBatch, RecordBatch, SampleStore
+from ._forks import on_fork
+from .store import STORES, ColumnBatch, RecordBatch, SampleStore
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ class FlushSource(Protocol):
 
     def pending_batches(self) -> Sequence[ColumnBatch | RecordBatch]: ...
 
-    def drop_inherited(self) -> None:
-        """In a forked child: renew the locks (a parent thread may have held one at the fork)
-        and forget the samples waiting at the fork, which are the parent's to write."""
-
 
 class _Flusher:
     def __init__(self) -> None:
@@ -42,6 +38,7 @@ class _Flusher:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._flush_lock_at_fork = False
         self.interval_s = 1.0
 
     def register(self, source: FlushSource, interval_s: float | None = None) -> None:
@@ -50,12 +47,14 @@ class _Flusher:
             if interval_s is not None:
                 self.interval_s = min(self.interval_s, interval_s) if self._sources else interval_s
             self._sources.add(source)
-            _hook_forks()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="ptpd-monitor-flusher", daemon=True
-                )
-                self._thread.start()
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="ptpd-monitor-flusher", daemon=True
+            )
+            self._thread.start()
 
     def wake(self) -> None:
         """Flush now rather than at the next interval (a series' backlog is growing fast)."""
@@ -76,24 +75,32 @@ class _Flusher:
         """Write every registered source's pending samples now; never raises."""
         with self._lock:
             sources = list(self._sources)
-        flush_sources(sources)
+        with _flush_lock:
+            _flush(sources, every_store=True)
+
+    def _before_fork(self) -> None:
+        # No fork in the middle of a flush (see _forks.py); bounded, so a stuck store cannot
+        # stop the host's fork.
+        self._flush_lock_at_fork = _flush_lock.acquire(timeout=10.0)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._flush_lock_at_fork:
+            _flush_lock.release()
 
     def _after_fork(self) -> None:
-        # The child inherits no thread; it starts its own on the next registration or flush.
-        # The samples waiting at the fork are the parent's to write: the child drops its copies,
-        # which it would otherwise store a second time.
+        # The child inherits no thread, and the parent's locks in whatever state the fork
+        # found them. Each source forgets the samples that are the parent's in its own
+        # _after_fork (see _forks.py); the thread starts again once all are renewed.
         global _flush_lock
-        _flush_lock = threading.Lock()  # a parent thread may have held it at the fork
+        _flush_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._thread = None
-        sources = list(self._sources)
-        self._sources = weakref.WeakSet()
-        for source in sources:
-            try:
-                source.drop_inherited()
-            except Exception:
-                logger.exception("ptpd-monitor: could not drop the parent's samples in %r", source)
-            self.register(source)
+
+    def _resume_after_fork(self) -> None:
+        with self._lock:
+            if self._sources:
+                self._start()
 
 
 _flush_lock = threading.Lock()
@@ -109,7 +116,9 @@ def flush_sources(sources: Sequence[FlushSource]) -> None:
         _flush(sources)
 
 
-def _flush(sources: Sequence[FlushSource]) -> None:
+def _flush(sources: Sequence[FlushSource], *, every_store: bool = False) -> None:
+    """``every_store``: also the stores no source points at any more, whose dropped sources
+    handed their samples over (``SampleStore.adopt``)."""
     by_store: dict[SampleStore, list[ColumnBatch | RecordBatch]] = defaultdict(list)
     for source in sources:
         store = source.store
@@ -119,23 +128,10 @@ def _flush(sources: Sequence[FlushSource]) -> None:
             by_store[store].extend(source.pending_batches())
         except Exception:  # a source bug must not stop the others, nor the host app
             logger.exception("ptpd-monitor: could not collect samples from %r", source)
+    for store in list(STORES) if every_store else ():
+        by_store.setdefault(store, [])
     for store, batches in by_store.items():
         store.write(batches)  # never raises: it catches, counts and keeps per batch
-
-
-_fork_hooked = False
-
-
-def _hook_forks() -> None:
-    """Install the at-fork hook at the first registration, not at import.
-
-    Child hooks run in the order they were installed, so this one runs after those of the
-    modules imported before any source exists (the cache renews its lock in its own).
-    """
-    global _fork_hooked
-    if not _fork_hooked:
-        _fork_hooked = True
-        os.register_at_fork(after_in_child=FLUSHER._after_fork)
 
 
 def _flush_at_multiprocessing_exit(flusher: _Flusher) -> None:
@@ -145,6 +141,7 @@ def _flush_at_multiprocessing_exit(flusher: _Flusher) -> None:
 
 
 FLUSHER = _Flusher()
+on_fork(FLUSHER)
 atexit.register(FLUSHER.flush_all)
 _flush_at_multiprocessing_exit(FLUSHER)
 multiprocessing.util.register_after_fork(FLUSHER, _flush_at_multiprocessing_exit)

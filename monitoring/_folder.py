@@ -2,7 +2,9 @@
 
 diskcache gives the store its file layout, its SQLite schema, expiry and size-limit culling.
 What it lacks the store needs, so it is added here, behind one small class, against the
-internals of the pinned diskcache 5.6 (``_sql``, ``_transact``, ``_disk``, ``_sql_retry``):
+internals of the pinned diskcache 5.6 (``_sql``, ``_transact``, ``_disk``, ``_sql_retry``).
+The cache's disk backend (``cache.py``) reaches them only through ``sql``, ``transaction``
+and ``fetch`` below, so a diskcache upgrade is checked in this one file.
 
 - **Range reads.** A window read is one ``SELECT`` over the key index, values included, so a
   reader gets one consistent snapshot (SQLite's WAL) and never a row whose bytes vanished.
@@ -39,7 +41,10 @@ __all__ = [
     "PickledRowError",
     "StoredRow",
     "Transaction",
+    "fetch",
     "is_corruption",
+    "sql",
+    "transaction",
     "truncated_under_a_writer",
 ]
 
@@ -92,6 +97,29 @@ class _BoundedCache(diskcache.Cache):  # type: ignore[misc]
 _open_timeout_s = 5.0
 
 
+# -- diskcache's internals for the cache's disk backend (``cache.py``), fenced here too ---------
+
+
+def sql(cache: diskcache.Cache) -> Callable[..., Any]:
+    """``cache``'s SQLite ``execute`` on this thread's connection (diskcache's ``_sql``)."""
+    return cache._sql  # type: ignore[no-any-return]
+
+
+def transaction(
+    cache: diskcache.Cache,
+) -> contextlib.AbstractContextManager[tuple[Callable[..., Any], Callable[[str | None], None]]]:
+    """``(sql, cleanup)`` in one write transaction; files passed to ``cleanup`` go after commit.
+
+    ``diskcache.Timeout`` when the lock stays taken past the cache's timeout (no retry loop).
+    """
+    return cache._transact(retry=False)  # type: ignore[no-any-return]
+
+
+def fetch(cache: diskcache.Cache, mode: int, filename: str | None, stored: Any) -> Any:
+    """A row's value (diskcache's ``Disk.fetch``): PickledRowError for a pickle."""
+    return cache._disk.fetch(mode, filename, stored, False)
+
+
 def truncated_under_a_writer(path: Path) -> bool:
     """Whether ``path``'s database is shorter than SQLite's header while a WAL beside it says
     a writer had it open: truncated in place, not merely new.
@@ -109,12 +137,15 @@ def truncated_under_a_writer(path: Path) -> bool:
 
 
 def is_corruption(exc: BaseException | None) -> bool:
-    """Whether SQLite says the database file itself is damaged (not merely busy or full)."""
+    """Whether SQLite says the database file itself is damaged (not busy, full or misused).
+
+    SQLITE_NOTADB and SQLITE_CORRUPT only: every other error leaves the file where it is.
+    """
     while exc is not None:
-        if isinstance(exc, sqlite3.OperationalError):
-            return "malformed" in str(exc)
         if isinstance(exc, sqlite3.DatabaseError):
-            return True
+            text = str(exc)
+            if "file is not a database" in text or "malformed" in text:
+                return True
         exc = exc.__cause__
     return False
 
@@ -302,7 +333,8 @@ class CacheFolder:
         return int(self._cache.volume())
 
     def clear(self) -> int:
-        return int(self._cache.clear(retry=True))
+        """Every row; ``diskcache.Timeout`` when the lock stays taken (no endless retry)."""
+        return int(self._cache.clear(retry=False))
 
     # -- checks and repair --------------------------------------------------------------------
 

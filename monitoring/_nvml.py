@@ -19,13 +19,12 @@ import logging
 import threading
 from typing import Any
 
+from ._common import MB
 from .models import GPUUsage
 
 __all__ = ["device_count", "gpu_snapshot", "gpu_snapshots", "is_available", "nvml_query"]
 
 logger = logging.getLogger(__name__)
-
-_MB = 1024.0 * 1024.0
 
 
 def _import_pynvml() -> Any:
@@ -176,8 +175,8 @@ def _snapshot(index: int) -> GPUUsage:
         index=index,
         name=name if isinstance(name, str) and name else f"GPU {index}",
         utilization_percent=_attribute(nvml_query("nvmlDeviceGetUtilizationRates", handle), "gpu"),
-        memory_used_mb=_attribute(memory, "used", _MB),
-        memory_total_mb=_attribute(memory, "total", _MB),
+        memory_used_mb=_attribute(memory, "used", MB),
+        memory_total_mb=_attribute(memory, "total", MB),
         temperature_c=_number(nvml_query("nvmlDeviceGetTemperature", handle, sensor)),
         power_w=_number(nvml_query("nvmlDeviceGetPowerUsage", handle), 1000.0),  # milliwatts
     )

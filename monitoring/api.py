@@ -12,20 +12,24 @@ from typing import Any, overload
 import numpy as np
 
 from . import stats as _stats
+from ._common import (
+    Clock,
+    TimeRange,
+    check_name,
+    endpoint_key,
+    error_mask,
+    split_endpoint_key,
+    window,
+)
 from ._metadata import copy_metadata, short_repr
 from ._publisher import SeriesPublisher
 from ._series import SeriesBuffer
 from .models import APIMetric
-from .monitor import TimeRange, check_name, window
-from .store import API
+from .store import API, SampleStore, TimeBound
 
 __all__ = ["APIPerformanceTracker", "RequestTimer"]
 
 _TIME, _DURATION, _STATUS = 0, 1, 2
-
-
-def _series_key(endpoint: str, method: str) -> str:
-    return f"{method} {endpoint}"
 
 
 class RequestTimer:
@@ -97,6 +101,18 @@ class APIPerformanceTracker(SeriesPublisher):
     KIND = API
     WIDTH = 3
 
+    def __init__(
+        self,
+        max_history: int | None = None,
+        *,
+        store: SampleStore | None = None,
+        clock: Clock = time,
+    ) -> None:
+        if not callable(clock):
+            raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
+        super().__init__(max_history, store=store)
+        self._clock = clock
+
     # -- recording ----------------------------------------------------------------------------
 
     def track(
@@ -155,13 +171,11 @@ class APIPerformanceTracker(SeriesPublisher):
                 f"Endpoint {endpoint!r}: status must be an HTTP status 100-599, "
                 f"got {short_repr(status)}"
             )
-        if self._read_only:
-            raise ValueError("This tracker was loaded from the store and is read-only")
         extra = copy_metadata(metadata, "Endpoint", endpoint) if metadata is not None else {}
         if error is not None:
             extra["error"] = str(error)
-        self._buffer(_series_key(endpoint, method.upper())).add(
-            (time(), duration_s * 1000.0, float(status)), extra or None
+        self._buffer(endpoint_key(endpoint, method.upper())).add(
+            (self._clock(), duration_s * 1000.0, float(status)), extra or None
         )
 
     def _buffer(self, key: str) -> SeriesBuffer:
@@ -179,7 +193,7 @@ class APIPerformanceTracker(SeriesPublisher):
     def _keys_for(self, endpoint: str | None, method: str | None = None) -> list[str]:
         keys = []
         for key in list(self._series):
-            key_method, _, key_endpoint = key.partition(" ")
+            key_method, key_endpoint = split_endpoint_key(key)
             if (endpoint is None or key_endpoint == endpoint) and (
                 method is None or key_method == method.upper()
             ):
@@ -197,14 +211,16 @@ class APIPerformanceTracker(SeriesPublisher):
             return empty, empty, empty
         ts, duration, status = (np.concatenate([p[i] for p in parts]) for i in range(3))
         if time_range is not None:
-            lo, hi = window(time_range)
+            lo, hi = window(time_range, self._clock)
             keep = (ts >= lo) & (ts <= hi)
             ts, duration, status = ts[keep], duration[keep], status[keep]
         return ts, duration, status
 
     def get_endpoints(self) -> list[str]:
         """Every endpoint with requests, sorted."""
-        return sorted({key.partition(" ")[2] for key, s in list(self._series.items()) if len(s)})
+        return sorted(
+            {split_endpoint_key(key)[1] for key, s in list(self._series.items()) if len(s)}
+        )
 
     def get_endpoint_stats(
         self, endpoint: str, time_range: TimeRange = None, method: str | None = None
@@ -216,7 +232,7 @@ class APIPerformanceTracker(SeriesPublisher):
     def get_error_rate(self, endpoint: str | None = None, time_range: TimeRange = None) -> float:
         """Errors (status ≥ 400) over requests, for one endpoint or all; 0.0 without requests."""
         _, _, status = self._columns(endpoint, time_range)
-        return float(np.mean(status >= 400)) if status.size else 0.0
+        return float(np.mean(error_mask(status))) if status.size else 0.0
 
     @overload
     def get_response_times(self, endpoint: str, time_range: TimeRange = None) -> list[float]: ...
@@ -245,10 +261,10 @@ class APIPerformanceTracker(SeriesPublisher):
         self, endpoint: str | None = None, time_range: TimeRange = None
     ) -> list[APIMetric]:
         """The requests as models (every endpoint when None), oldest first."""
-        lo, hi = window(time_range)
+        lo, hi = window(time_range, self._clock)
         requests = []
         for key in self._keys_for(endpoint):
-            method, _, name = key.partition(" ")
+            method, name = split_endpoint_key(key)
             (ts, duration, status), meta = self._series[key].view()
             for i in np.flatnonzero((ts >= lo) & (ts <= hi)):
                 extra = dict(meta.get(int(i), {}))
@@ -318,10 +334,39 @@ class APIPerformanceTracker(SeriesPublisher):
                 series.clear()
             self._series.clear()
 
+    # -- every process's requests, from the store -----------------------------------------------
+
+    @classmethod
+    def from_store(
+        cls, store: SampleStore, since: TimeBound = None, until: TimeBound = None
+    ) -> APIPerformanceTracker:
+        """A read-only tracker holding every process's requests with ``since <= ts <= until``.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        series = {
+            name: store.read_columns(API, name, since, until) for name in store.series_names(API)
+        }
+        return _StoredTracker._loaded(series)
+
+
+class _StoredTracker(APIPerformanceTracker):
+    """What ``APIPerformanceTracker.from_store`` returns: queries only."""
+
+    def _buffer(self, key: str) -> SeriesBuffer:
+        raise ValueError("This tracker was loaded from the store and is read-only")
+
+    def track(
+        self, endpoint: str, method: str = "GET", metadata: dict[str, Any] | None = None
+    ) -> RequestTimer:
+        self._buffer(endpoint)
+        raise AssertionError("unreachable")
+
 
 def _request_stats(duration_ms: np.ndarray, status: np.ndarray) -> dict[str, Any]:
     count = int(duration_ms.size)
-    errors = int(np.count_nonzero(status >= 400))
+    errors = int(np.count_nonzero(error_mask(status)))
     result: dict[str, Any] = {
         "count": count,
         "error_count": errors,

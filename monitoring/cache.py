@@ -28,7 +28,6 @@ import sqlite3
 import struct
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -37,10 +36,11 @@ from typing import Any
 import diskcache
 import numpy as np
 
-from ._flusher import FLUSHER, flush_sources
+from . import _folder
+from ._common import check_name
 from ._folder import NoPickleDisk, PickledRowError
+from ._publisher import Publisher
 from .models import CacheStats
-from .monitor import check_name
 from .settings import get_settings
 from .store import CACHE, RecordBatch, SampleStore
 
@@ -208,7 +208,7 @@ def _delete_rows(
     return len(rows) - expired, expired
 
 
-class CacheManager:
+class CacheManager(Publisher):
     """An LRU cache with a TTL per entry and hit/miss counters.
 
     >>> cache = CacheManager(max_size=2, default_ttl=60)
@@ -264,8 +264,7 @@ class CacheManager:
         if not callable(clock):
             raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
         self._clock = clock
-        self._store = store
-        self._lock = threading.RLock()
+        super().__init__(store)
         self._data: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()
         self._hits = self._misses = self._evictions = self._expirations = 0
         self._published: _Counters = (0, 0, 0, 0, 0)
@@ -282,18 +281,14 @@ class CacheManager:
             )
             self._disk = self._open(self.directory)
         self.backend = "disk" if self._disk is not None else "memory"
-        _INSTANCES.add(self)
-        if store is not None:
-            FLUSHER.register(self, settings.FLUSH_INTERVAL_S)
 
     def __repr__(self) -> str:
         where = f", directory={str(self.directory)!r}" if self._disk is not None else ""
         return f"CacheManager(name={self.name!r}, backend={self.backend!r}{where})"
 
-    @property
-    def store(self) -> SampleStore | None:
-        """Where stats snapshots are published, or None."""
-        return self._store
+    @staticmethod
+    def _new_lock() -> threading.RLock:
+        return threading.RLock()  # re-entrant: see the module docstring
 
     # -- the memory backend inline; every method hands the disk backend to a _disk_* twin --------
 
@@ -426,10 +421,6 @@ class CacheManager:
             name=self.name,
         )
 
-    def drop_inherited(self) -> None:
-        """Nothing left to do for the flusher: the cache's own at-fork hook (below) renewed the
-        lock and zeroed the counters, so no parent snapshot is published again."""
-
     def pending_batches(self) -> list[RecordBatch]:
         """A stats snapshot for the store when anything changed since the last one (the flusher)."""
         counters = self._counters()
@@ -446,11 +437,6 @@ class CacheManager:
             **stats.model_dump(include=_SNAPSHOT_FIELDS),
         }
         return [RecordBatch(CACHE, self.name, [row])]
-
-    def flush(self) -> None:
-        """Publish a changed stats snapshot now (a no-op without a store)."""
-        if self._store is not None:
-            flush_sources([self])
 
     # -- the disk backend -------------------------------------------------------------------------
 
@@ -494,12 +480,12 @@ class CacheManager:
         """The live value of ``db_key``, _EXPIRED, or _MISSING (absent or not ours to read)."""
         assert self._disk is not None
         cache = self._disk
-        row = cache._sql(_SELECT_ROW, (db_key,)).fetchone()
+        row = _folder.sql(cache)(_SELECT_ROW, (db_key,)).fetchone()
         if row is None:
             return _MISSING
         rowid, mode, filename, stored = row
         try:
-            kind, expires_at, payload = _split_row(cache._disk.fetch(mode, filename, stored, False))
+            kind, expires_at, payload = _split_row(_folder.fetch(cache, mode, filename, stored))
             if expires_at <= now:
                 return _EXPIRED
             value = _decode_payload(kind, payload)
@@ -513,7 +499,9 @@ class CacheManager:
             return _MISSING
         # Recency for LRU, on diskcache's own clock; best effort: the value is good anyway.
         with contextlib.suppress(sqlite3.Error):
-            cache._sql("UPDATE Cache SET access_time = ? WHERE rowid = ?", (time.time(), rowid))
+            _folder.sql(cache)(
+                "UPDATE Cache SET access_time = ? WHERE rowid = ?", (time.time(), rowid)
+            )
         return value
 
     def _disk_set(self, key: Hashable, value: Any, now: float, seconds: float) -> None:
@@ -526,7 +514,7 @@ class CacheManager:
             # One transaction, so processes setting at once never leave more than max_size.
             # (diskcache's own cull inside set() may drop rows past their expire= first; those
             # are not counted here.)
-            with cache._transact(retry=False) as (sql, cleanup):
+            with _folder.transaction(cache) as (sql, cleanup):
                 cache.set(db_key, row, expire=seconds or None, tag=expires_at)
                 excess = len(cache) - self.max_size
                 if excess <= 0:
@@ -549,7 +537,7 @@ class CacheManager:
         """Delete the rows ``where`` selects; (live, expired) removed, expired ones counted."""
         assert self._disk is not None
         try:
-            with self._disk._transact(retry=False) as (sql, cleanup):
+            with _folder.transaction(self._disk) as (sql, cleanup):
                 live, expired = _delete_rows(sql, cleanup, where, params, now)
         except _DISK_ERRORS as exc:
             self._failed(exc)
@@ -567,7 +555,7 @@ class CacheManager:
         assert self._disk is not None
         db_key = _disk_key(key)
         try:
-            row = self._disk._sql(
+            row = _folder.sql(self._disk)(
                 "SELECT 1 FROM Cache WHERE key = ? AND raw = 1 AND tag > ?", (db_key, self._clock())
             ).fetchone()
         except _DISK_ERRORS as exc:
@@ -607,20 +595,8 @@ class CacheManager:
             why,
         )
 
-    def _after_fork(self) -> None:
-        # Counters are per process: the child starts from zero (the parent's are its own), and
-        # with a fresh lock, since a parent thread may have held this one at the fork.
-        self._lock = threading.RLock()
+    def _forget_inherited(self) -> None:
+        # Counters are per process: the child starts from zero (the parent's are its own), so
+        # no parent snapshot is published again.
         self._hits = self._misses = self._evictions = self._expirations = 0
         self._published = (0, 0, 0, 0, self._published[4])
-
-
-_INSTANCES: weakref.WeakSet[CacheManager] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_INSTANCES):
-        cache._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

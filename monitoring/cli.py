@@ -36,6 +36,7 @@ __all__ = ["PROG", "build_parser", "main"]
 
 PROG = "ptpd-monitor"
 _FORMATS = ("json", "csv")
+_REPORT_FORMATS = (*_FORMATS, "html")  # html: the report and its charts, one offline page
 _DEMO_SECONDS = 10.0
 _ISO_HELP = "an ISO date or datetime (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM]; naive is local)"
 
@@ -145,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--output", type=Path, metavar="PATH", help="write here (atomically) instead of stdout"
     )
+    report_output = argparse.ArgumentParser(add_help=False)
+    report_output.add_argument(
+        "--format",
+        choices=_REPORT_FORMATS,
+        default="json",
+        help="default: json; html: one page with the charts, which opens offline",
+    )
+    report_output.add_argument(
+        "--output", type=Path, metavar="PATH", help="write here (atomically) instead of stdout"
+    )
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -194,13 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, help="make the simulated traffic repeatable")
     demo.set_defaults(handler=_demo, parser=demo)
 
-    report = command("report", "Daily, session and comparison reports (JSON or CSV).")
+    report = command("report", "Daily, session and comparison reports (JSON, CSV or HTML).")
     kinds = report.add_subparsers(dest="report", required=True, metavar="KIND")
     daily = kinds.add_parser(
         "daily",
         help="every operation and endpoint on one local day",
         description="Every operation and endpoint on one local day.",
-        parents=[common, output],
+        parents=[common, report_output],
     )
     daily.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="default: today")
     daily.set_defaults(handler=_report_daily, parser=daily)
@@ -208,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "session",
         help="the samples tagged with one session_id",
         description="The samples whose metadata carries one session_id.",
-        parents=[common, output],
+        parents=[common, report_output],
     )
     session.add_argument("session_id", metavar="ID")
     session.set_defaults(handler=_report_session, parser=session)
@@ -217,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the mean of every operation in two periods",
         description=f"Compare two periods. Each T is {_ISO_HELP}; a date as an end means its "
         "last moment.",
-        parents=[common, output],
+        parents=[common, report_output],
     )
     compare.add_argument(
         "--from", dest="from_", type=_start, required=True, metavar="T", help="first period start"
@@ -250,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TLS and basic-auth users, in Prometheus exporter-toolkit's web-config YAML format",
     )
+    prometheus.add_argument(
+        "--rules",
+        nargs="?",
+        const="-",
+        type=Path,
+        metavar="FILE",
+        help="instead of serving, write Prometheus recording and alerting rules (YAML, for "
+        "rule_files:) to FILE, or to stdout without FILE; thresholds come from the settings",
+    )
     prometheus.set_defaults(handler=_prometheus, parser=prometheus)
 
     doctor = command("doctor", "Check the store, the GPU driver and the settings in effect.")
@@ -260,6 +280,40 @@ def build_parser() -> argparse.ArgumentParser:
         "not batches, stray files; a database SQLite cannot open is moved aside",
     )
     doctor.set_defaults(handler=_doctor, parser=doctor)
+
+    watch = command(
+        "watch",
+        "Judge every watch once over the store; print one line per firing watch.",
+        more="Watches come from PTPD_MONITORING_WATCHES, PTPD_MONITORING_WATCHES_FILE and the "
+        "built-in regression watches (README: Watches). Exit status: 0 none fires, 1 one or "
+        "more fire (or the store cannot be read: an error line), 2 a malformed watch or setting.",
+    )
+    watch.add_argument(
+        "--watches",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file of [[watch]] tables, instead of PTPD_MONITORING_WATCHES_FILE "
+        "(repeatable; PTPD_MONITORING_WATCHES still applies)",
+    )
+    watch.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one line per firing watch; json: every watch's result (default: text)",
+    )
+    watch.add_argument(
+        "--no-defaults",
+        action="store_true",
+        help="skip the built-in regression watches (as PTPD_MONITORING_DEFAULT_WATCHES=false)",
+    )
+    watch.add_argument(
+        "--no-record", action="store_true", help="do not store the firings as events (a dry run)"
+    )
+    watch.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary line on stderr (for cron)"
+    )
+    watch.set_defaults(handler=_watch, parser=watch)
     return parser
 
 
@@ -525,15 +579,36 @@ def _write_report(args: argparse.Namespace, build: Callable[[Any], dict[str, Any
     monitor, tracker = _loaded(*getattr(args, "window", (None, None)))
     reporter = PerformanceReport(monitor, tracker)
     report = build(reporter)
+    if args.format == "html":
+        return _write_html_report(args, report, monitor)
     text = reporter.export_report(report, args.format, args.output)
     _emit(text, args.output)
     return 0
 
 
+def _write_html_report(
+    args: argparse.Namespace, report: dict[str, Any], monitor: PerformanceMonitor
+) -> int:
+    """``--format html``: the same report dict as the JSON, with charts read from the store.
+
+    The builder lives with the dashboard's charts and needs plotly: imported only here.
+    """
+    from ptpd_calibration.dashboard.html_report import build_html_report
+
+    from ._common import write_text_atomically
+
+    text = build_html_report(report, _store(), monitor=monitor)
+    if args.output is not None:
+        write_text_atomically(text, args.output)
+    _emit(text, args.output)
+    return 0
+
+
 def _report_daily(args: argparse.Namespace) -> int:
-    day = args.date or date.today()
-    start = datetime.combine(day, time.min)
-    args.window = (_epoch(start), _epoch(start + timedelta(days=1)))
+    from ._common import day_window
+
+    day, since, until = day_window(args.date)
+    args.window = (since, until)
     return _write_report(args, lambda r: r.generate_daily_report(day))
 
 
@@ -581,6 +656,8 @@ def _export(args: argparse.Namespace) -> int:
 def _prometheus(args: argparse.Namespace) -> int:
     from .exporter import WebConfigError, exposure_warning, load_web_config, serve
 
+    if args.rules is not None:
+        return _prometheus_rules(args.rules)
     try:
         web_config = None if args.web_config is None else load_web_config(args.web_config)
     except WebConfigError as exc:  # a usage error: exit 2, as argparse's, in one line
@@ -608,6 +685,36 @@ def _prometheus(args: argparse.Namespace) -> int:
     server.shutdown()
     server.server_close()
     thread.join(5.0)
+    return 0
+
+
+def _prometheus_rules(path: Path) -> int:
+    """``prometheus --rules [FILE]``: the rules file, on stdout for ``-`` (no store is read).
+
+    The configured watches (``PTPD_MONITORING_WATCHES`` and the watches file) join as alerts;
+    a malformed one is a usage error (exit 2), as in ``ptpd-monitor watch``.
+    """
+    from ._common import write_text_atomically
+    from .rules import rules_yaml
+    from .settings import SettingsError, get_settings
+    from .watches import WatchError, load_watches
+
+    try:
+        settings = get_settings()  # PTPD_MONITORING_WATCHES is checked here
+        text = rules_yaml(settings, load_watches(settings))
+    except (SettingsError, WatchError) as exc:
+        _say(f"error: {exc}")
+        return 2
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    try:
+        write_text_atomically(text, path)
+    except OSError as exc:  # without strerror, the message already names the path and why
+        reason = f"cannot write the rules to {path}: {exc.strerror}" if exc.strerror else exc
+        raise _Failure(str(reason)) from None
+    _say(f"wrote {path}")
     return 0
 
 
@@ -697,6 +804,50 @@ def _doctor(args: argparse.Namespace) -> int:
     for name, value in settings.model_dump().items():
         print(f"  PTPD_MONITORING_{name} = {value}")
     return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """One evaluation: 0 when no watch fires, 1 when any does, 2 for a malformed watch."""
+    import json
+
+    from .settings import SettingsError, get_settings
+    from .watches import WatchError, active_watches, evaluate
+
+    try:
+        settings = get_settings()
+        store = _store()
+        watches = active_watches(
+            store, settings, files=args.watches, defaults=False if args.no_defaults else None
+        )
+    except (SettingsError, WatchError) as exc:  # bad configuration: a usage error, one line
+        _say(f"error: {exc}")
+        return 2
+    if not store.directory.exists() and not args.quiet:
+        _say(f"note: no sample store at {store.directory} yet; nothing recorded")
+    results = evaluate(store, watches, record=not args.no_record)
+    firing = [r for r in results if r.firing]
+    invalid = [r for r in results if r.status == "invalid"]
+    if args.format == "json":
+        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    else:
+        for result in firing:
+            print(f"{result.watch.severity.upper()} {result.watch.name}: {result.message}")
+    sys.stdout.flush()
+    for result in invalid:
+        _say(f"error: watch {result.watch.name!r}: {result.message}")
+    if firing and store.error_count and not args.no_record:
+        _say(f"warning: could not store the firings in {store.directory}: {store.last_error}")
+    if not args.quiet:
+        counts = {
+            status: sum(r.status == status for r in results)
+            for status in ("firing", "pending", "insufficient")
+        }
+        builtin = sum(r.watch.builtin for r in results)
+        _say(
+            f"{len(results)} watches ({builtin} built-in): {counts['firing']} firing, "
+            f"{counts['pending']} pending, {counts['insufficient']} without enough samples"
+        )
+    return 2 if invalid else 1 if firing else 0
 
 
 # -- the entry point ------------------------------------------------------------------------------

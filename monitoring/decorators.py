@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from .monitor import check_name
+from ._common import MB, check_name
 from .profiler import current_process
 
 if TYPE_CHECKING:
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["profiled", "timed"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_MB = 1024.0 * 1024.0
 # The clocks of the async profile, module attributes so tests can pin them.
 _wall_clock = time.perf_counter
 _cpu_clock = time.process_time
@@ -167,7 +166,7 @@ def _profiled(func: _F, name: str) -> _F:
                     "success": error is None,
                     "wall_time_s": max(_wall_clock() - wall_start, 0.0),
                     "cpu_time_s": max(_cpu_clock() - cpu_start, 0.0),
-                    "memory_delta_mb": (process.memory_info().rss - rss_before) / _MB,
+                    "memory_delta_mb": (process.memory_info().rss - rss_before) / MB,
                     "peak_memory_mb": None,
                     "pixels": None,
                     "megapixels_per_s": None,

@@ -69,6 +69,8 @@ from prometheus_client.metrics_core import (
 )
 
 from . import stats as _stats
+from ._common import MB, error_mask, split_endpoint_key
+from ._totals import sum_cache_snapshots
 from .store import API, CACHE, MAX_BATCH_SPAN_S, METRIC, RESOURCE, SampleStore, StoreError
 
 if TYPE_CHECKING:
@@ -117,8 +119,7 @@ _BUCKETS_MS = np.array(HTTP_BUCKETS_S) * 1000.0  # the store keeps request durat
 _BUCKET_LABELS = [repr(float(b)) for b in HTTP_BUCKETS_S] + ["+Inf"]
 _BACKFILL_STEP_S = 86400.0  # the first scrape reads the store a day at a time (bounded memory)
 _SECONDS = "seconds"
-_MB = 1024.0 * 1024.0
-_GB = _MB * 1024.0
+_GB = MB * 1024.0
 
 
 @dataclass(slots=True)
@@ -301,7 +302,7 @@ class StoreCollector:
             if after is not None:
                 keep = ts > after
                 duration_ms, status = duration_ms[keep], status[keep]
-            method, _, endpoint = key.partition(" ")
+            method, endpoint = split_endpoint_key(key)
             classes = status // 100
             for value in np.unique(classes):
                 chosen = classes == value
@@ -309,7 +310,7 @@ class StoreCollector:
                 label = (method, endpoint, _status_class(value * 100))
                 tally = tallies.requests.setdefault(label, _RequestTally())
                 tally.count += int(durations.size)
-                tally.errors += int(np.count_nonzero(status[chosen] >= 400))
+                tally.errors += int(np.count_nonzero(error_mask(status[chosen])))
                 tally.total_s += float(durations.sum()) / 1000.0
                 tally.buckets += np.searchsorted(durations, _BUCKETS_MS, side="right")
 
@@ -426,12 +427,12 @@ class StoreCollector:
         gauge(
             "ptpd_memory_usage_ratio", "System memory in use, 0..1", row.get("memory_percent"), 0.01
         )
-        gauge("ptpd_memory_used_bytes", "System memory in use", row.get("memory_used_mb"), _MB)
+        gauge("ptpd_memory_used_bytes", "System memory in use", row.get("memory_used_mb"), MB)
         gauge(
             "ptpd_memory_available_bytes",
             "System memory available",
             row.get("memory_available_mb"),
-            _MB,
+            MB,
         )
         gauge(
             "ptpd_disk_usage_ratio",
@@ -443,8 +444,8 @@ class StoreCollector:
         gauge("ptpd_disk_free_bytes", "Watched filesystem free", row.get("disk_free_gb"), _GB)
         gpu_fields = (
             ("ptpd_gpu_utilization_ratio", "GPU busy time, 0..1", "utilization_percent", 0.01),
-            ("ptpd_gpu_memory_used_bytes", "GPU memory in use", "memory_used_mb", _MB),
-            ("ptpd_gpu_memory_total_bytes", "GPU memory in all", "memory_total_mb", _MB),
+            ("ptpd_gpu_memory_used_bytes", "GPU memory in use", "memory_used_mb", MB),
+            ("ptpd_gpu_memory_total_bytes", "GPU memory in all", "memory_total_mb", MB),
             ("ptpd_gpu_temperature_celsius", "GPU core temperature", "temperature_c", 1.0),
             ("ptpd_gpu_power_watts", "GPU power draw", "power_w", 1.0),
         )
@@ -473,16 +474,11 @@ class StoreCollector:
             labels=["cache"],
         )
         for name, cache in sorted(tallies.caches.items()):
+            totals = sum_cache_snapshots(cache.newest.values())
             for counter, family in counters.items():
-                total = cache.retired.get(counter, 0) + sum(
-                    int(_number(row.get(counter)) or 0) for row in cache.newest.values()
-                )
-                family.add_metric([name], total)
+                family.add_metric([name], cache.retired.get(counter, 0) + getattr(totals, counter))
             recent = [row for row in cache.newest.values() if float(row["ts"]) >= since]
-            sizes = [int(_number(row.get("size")) or 0) for row in recent]
-            shared = any(row.get("backend") == "disk" for row in recent)
-            # A disk cache is one folder that every process reports: count it once.
-            size.add_metric([name], (max(sizes) if shared else sum(sizes)) if sizes else 0)
+            size.add_metric([name], sum_cache_snapshots(recent).size)
         return [*counters.values(), size]
 
 

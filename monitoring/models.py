@@ -14,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from ._common import is_error
+
 __all__ = ["APIMetric", "CacheStats", "GPUUsage", "PerformanceMetric", "ResourceUsage"]
 
 
@@ -112,7 +114,7 @@ class APIMetric(_Timestamped):
     @property
     def is_error(self) -> bool:
         """Status 400 and above counts as an error."""
-        return self.status_code >= 400
+        return is_error(self.status_code)
 
 
 class CacheStats(_Timestamped):

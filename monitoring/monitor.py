@@ -8,12 +8,10 @@ import io
 import json
 import math
 import numbers
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter, time
 from types import TracebackType
@@ -22,26 +20,19 @@ from typing import Any, overload
 import numpy as np
 
 from . import stats as _stats
+from ._common import Clock, TimeBound, TimeRange, check_name, window, write_text_atomically
 from ._metadata import copy_metadata, short_repr
 from ._publisher import SeriesPublisher
 from ._series import NO_META, SeriesBuffer
 from .models import PerformanceMetric
-from .store import METRIC, SampleStore, to_epoch
+from .store import METRIC, SampleStore
 
 __all__ = ["PerformanceMonitor", "TimeRange", "Timer", "write_text_atomically"]
 
-TimeRange = tuple[datetime | float, datetime | float] | timedelta | None
 _EXPORT_FORMATS = ("json", "csv")
 _EXPORT_COLUMNS = ("metric_name", "value", "unit", "timestamp", "metadata")
 # A unit is a chart label and a store header field: "seconds", "ms", "MB", "%", "px/s", "°C".
 _UNIT = re.compile(r"[A-Za-z%°µμ][A-Za-z0-9_%/.°µμ-]{0,31}")
-
-
-def check_name(kind: str, name: object) -> str:
-    """A series name must be a non-empty string (it becomes a store key and a chart label)."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{kind} name must be a non-empty string, got {short_repr(name)}")
-    return name
 
 
 def _check_unit(name: str, unit: object) -> str:
@@ -52,48 +43,6 @@ def _check_unit(name: str, unit: object) -> str:
             f"(a letter or % and up to 31 letters, digits or _%/.-), got {short_repr(unit)}"
         )
     return unit
-
-
-def window(time_range: TimeRange) -> tuple[float, float]:
-    """``(start, end)`` epoch seconds of a range given as a pair or as "the last timedelta"."""
-    if time_range is None:
-        return -math.inf, math.inf
-    if isinstance(time_range, timedelta):
-        now = time()
-        return now - time_range.total_seconds(), now
-    try:
-        start, end = time_range
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"time_range must be (start, end) or a timedelta, got {time_range!r}"
-        ) from None
-    lo, hi = to_epoch(start), to_epoch(end)
-    if lo is None or hi is None:
-        raise ValueError(f"time_range needs both a start and an end, got {time_range!r}")
-    if lo > hi:
-        raise ValueError(f"time_range starts after it ends: {time_range!r}")
-    return lo, hi
-
-
-def write_text_atomically(text: str, path: Path) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(
-            f"Cannot write {path}: it is a folder; give the path of a file (new or to replace)"
-        )
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"Cannot write {path}: the folder {path.parent} does not exist; create it first"
-        )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _unit_mismatch(name: str, recorded: str, given: str) -> ValueError:
@@ -139,11 +88,14 @@ class Timer:
     ``elapsed`` holds the seconds once the block has ended.
     """
 
-    __slots__ = ("_metadata", "_series", "_start", "elapsed")
+    __slots__ = ("_clock", "_metadata", "_series", "_start", "elapsed")
 
-    def __init__(self, series: SeriesBuffer, metadata: dict[str, Any] | None) -> None:
+    def __init__(
+        self, series: SeriesBuffer, metadata: dict[str, Any] | None, clock: Clock = time
+    ) -> None:
         self._series = series
         self._metadata = metadata
+        self._clock = clock
         self.elapsed: float | None = None
 
     def __enter__(self) -> Timer:
@@ -162,7 +114,7 @@ class Timer:
         if exc_type is None and self._metadata is None:
             # The hot path, inlined: one C call appends the whole row (see _series.py).
             data = series.data
-            data.frombytes(series.pack_row(time(), elapsed, NO_META))
+            data.frombytes(series.pack_row(self._clock(), elapsed, NO_META))
             if len(data) > series.trim_at:
                 series.trim()
             return
@@ -170,7 +122,7 @@ class Timer:
         metadata = copy_metadata(self._metadata, "Timer") if self._metadata else {}
         if exc_type is not None:
             metadata["error"] = exc_type.__name__
-        series.add((time(), elapsed), metadata)
+        series.add((self._clock(), elapsed), metadata)
 
 
 class PerformanceMonitor(SeriesPublisher):
@@ -189,8 +141,17 @@ class PerformanceMonitor(SeriesPublisher):
     KIND = METRIC
     WIDTH = 2
 
-    def __init__(self, max_history: int | None = None, *, store: SampleStore | None = None) -> None:
+    def __init__(
+        self,
+        max_history: int | None = None,
+        *,
+        store: SampleStore | None = None,
+        clock: Clock = time,
+    ) -> None:
+        if not callable(clock):
+            raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
         super().__init__(max_history, store=store)
+        self._clock = clock
         self._running: dict[tuple[str, int], float] = {}
 
     def __repr__(self) -> str:
@@ -199,8 +160,6 @@ class PerformanceMonitor(SeriesPublisher):
     # -- recording ----------------------------------------------------------------------------
 
     def _buffer(self, name: str, unit: str = "seconds") -> SeriesBuffer:
-        if self._read_only:
-            raise ValueError("This monitor was loaded from the store and is read-only")
         check_name("Metric", name)
         try:
             return self._series[name]
@@ -223,7 +182,7 @@ class PerformanceMonitor(SeriesPublisher):
             ValueError: the name is empty or not a string, or ``name`` holds another unit.
         """
         series = self._series.get(name) if type(name) is str else None
-        if series is None or self._read_only:
+        if series is None:
             series = self._buffer(name)
         if series.unit != "seconds":
             raise _unit_mismatch(name, series.unit, "seconds")
@@ -231,7 +190,7 @@ class PerformanceMonitor(SeriesPublisher):
             raise ValueError(
                 f"Metric {name!r}: metadata must be a dict, got {short_repr(metadata)}"
             )
-        return Timer(series, metadata)
+        return Timer(series, metadata, self._clock)
 
     def start_timer(self, name: str) -> None:
         """Start timing ``name`` in this thread or asyncio task; ``stop_timer`` records it."""
@@ -249,7 +208,7 @@ class PerformanceMonitor(SeriesPublisher):
         series = self._buffer(name)
         if series.unit != "seconds":
             raise _unit_mismatch(name, series.unit, "seconds")
-        series.add((time(), elapsed), metadata)
+        series.add((self._clock(), elapsed), metadata)
         return elapsed
 
     def record_metric(
@@ -266,7 +225,7 @@ class PerformanceMonitor(SeriesPublisher):
                 the series was recorded in another unit before.
         """
         series = self._series.get(name) if type(name) is str else None  # lists don't hash
-        if series is None or self._read_only:
+        if series is None:
             check_name("Metric", name)
         # Everything is checked before a new series is made: a refused call leaves no trace.
         if (
@@ -287,17 +246,17 @@ class PerformanceMonitor(SeriesPublisher):
             raise ValueError(f"Metric {name!r}: value must be finite, got {number!r}")
         if metadata is not None:
             metadata = copy_metadata(metadata, "Metric", name)
-        if series is None or self._read_only:
+        if series is None:
             series = self._buffer(name, _check_unit(name, unit))
         if series.unit != unit:
             raise _unit_mismatch(name, series.unit, _check_unit(name, unit))
         if metadata is None:
             data = series.data
-            data.frombytes(series.pack_row(time(), number, NO_META))
+            data.frombytes(series.pack_row(self._clock(), number, NO_META))
             if len(data) > series.trim_at:
                 series.trim()
         else:
-            series.add((time(), number), metadata)
+            series.add((self._clock(), number), metadata)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -321,7 +280,7 @@ class PerformanceMonitor(SeriesPublisher):
         if time_range is None:
             return series.values()
         (timestamps, values), _ = series.view()
-        lo, hi = window(time_range)
+        lo, hi = window(time_range, self._clock)
         return values[(timestamps >= lo) & (timestamps <= hi)]
 
     def get_metrics(self, name: str, time_range: TimeRange = None) -> list[PerformanceMetric]:
@@ -330,7 +289,7 @@ class PerformanceMonitor(SeriesPublisher):
         if series is None:
             return []
         (timestamps, values), meta = series.view()
-        lo, hi = window(time_range)
+        lo, hi = window(time_range, self._clock)
         return [
             PerformanceMetric(
                 metric_name=name,
@@ -368,7 +327,7 @@ class PerformanceMonitor(SeriesPublisher):
 
         Only the sparse metadata is scanned; models are built for the matches alone.
         """
-        lo, hi = window(time_range)
+        lo, hi = window(time_range, self._clock)
         found: dict[str, list[PerformanceMetric]] = {}
         for name, series in sorted(self._live_series()):
             (timestamps, values), meta = series.view()
@@ -475,3 +434,93 @@ class PerformanceMonitor(SeriesPublisher):
                 series = self._series.pop(target, None)
                 if series is not None:
                     series.clear()
+
+    # -- every process's samples, from the store ------------------------------------------------
+
+    @classmethod
+    def from_store(
+        cls, store: SampleStore, since: TimeBound = None, until: TimeBound = None
+    ) -> PerformanceMonitor:
+        """A read-only monitor holding every process's metrics with ``since <= ts <= until``.
+
+        Every query works as on a live monitor; recording into it raises ``ValueError``.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        series = {
+            name: store.read_columns(METRIC, name, since, until)
+            for name in store.series_names(METRIC)
+        }
+        return _StoredMonitor._loaded(series)
+
+    # -- watches --------------------------------------------------------------------------------
+
+    # Imported in the class, for the annotation below (watches.py imports nothing of this module).
+    from .watches import Watch as _Watch
+
+    def watch(
+        self,
+        target: str,
+        stat: str = "p95",
+        *,
+        above: float | None = None,
+        above_ms: float | None = None,
+        window: float | str | None = None,
+        baseline: float | str | None = None,
+        factor: float | None = None,
+        min_samples: int | None = None,
+        for_s: float | str = 0.0,
+        severity: str = "warning",
+        kind: str | None = None,
+        name: str | None = None,
+    ) -> _Watch:
+        """Declare a watch on ``target`` and register it in this process; returns the Watch.
+
+        >>> get_monitor().watch("curve.fit", "p95", above_ms=250)  # doctest: +SKIP
+        >>> get_monitor().watch("curve.fit", "p95", baseline="7d", factor=1.5)  # doctest: +SKIP
+
+        The fields are those of ``[[watch]]`` in a watches file (``watches.py`` tells what each
+        means); a target ``"GET /path"`` is an endpoint. Declaring a name again replaces the
+        watch. ``watches.evaluate()`` in this process judges it; ``ptpd-monitor watch`` and
+        other processes see only the configured watches (``PTPD_MONITORING_WATCHES``, the file).
+
+        Raises:
+            WatchError: a ValueError naming the rule and what is wrong with it.
+        """
+        from .watches import parse_watch, register_watch
+
+        rule = {
+            "name": name,
+            "target": target,
+            "kind": kind,
+            "stat": stat,
+            "window": window,
+            "above": above,
+            "above_ms": above_ms,
+            "baseline": baseline,
+            "factor": factor,
+            "min_samples": min_samples,
+            "for_s": for_s,
+            "severity": severity,
+        }
+        return register_watch(parse_watch({k: v for k, v in rule.items() if v is not None}))
+
+
+class _StoredMonitor(PerformanceMonitor):
+    """What ``PerformanceMonitor.from_store`` returns: queries only."""
+
+    def _buffer(self, name: str, unit: str = "seconds") -> SeriesBuffer:
+        raise ValueError("This monitor was loaded from the store and is read-only")
+
+    def timer(self, name: str, metadata: dict[str, Any] | None = None) -> Timer:
+        return Timer(self._buffer(name), metadata, self._clock)
+
+    def record_metric(
+        self,
+        name: str,
+        value: float,
+        unit: str = "seconds",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._buffer(name)

@@ -29,6 +29,7 @@ monitor would make one series answer to two names (and be exported twice).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import math
 import numbers
@@ -37,6 +38,7 @@ import re
 import resource
 import threading
 import time
+import tracemalloc
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,11 +46,12 @@ from typing import Any, TypeVar
 
 import psutil
 
-from ._flusher import FLUSHER, flush_sources
+from ._common import MB, Clock, TimeRange, check_name
+from ._flusher import flush_sources
 from ._metadata import copy_metadata, short_repr
-from .monitor import PerformanceMonitor, TimeRange, check_name
-from .settings import get_settings
-from .store import PROFILE, RecordBatch, SampleStore
+from ._publisher import RecordPublisher
+from .monitor import PerformanceMonitor
+from .store import PROFILE
 
 __all__ = [
     "CPU_TIME_SUFFIX",
@@ -64,7 +67,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_MB = 1024.0 * 1024.0
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _HWM = re.compile(rb"VmHWM:\s+(\d+) kB")
@@ -75,19 +77,118 @@ MEMORY_SUFFIX = "_memory"
 MEMORY_SNAPSHOT_SUFFIX = "_memory_snapshot"
 
 
-class PeakMemory:
-    """The process's peak resident memory since the last reset.
+# The memory sampler's own clock, kept from tests that script the profiler's ``time``.
+_perf_counter, _sleep = time.perf_counter, time.sleep
 
-    Linux keeps a high-water mark (``VmHWM``) that writing "5" to ``/proc/self/clear_refs``
-    resets, so an operation that allocates and frees 200 MB shows that peak at almost no cost
-    (tens of microseconds, no sampling thread). Concurrent profiles share the one mark: it is
-    reset only when no other profile is running, which makes each reading an upper bound.
-    Elsewhere the reading falls back to the larger of the RSS before and after the call.
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (every field a size_t)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _heap_reader() -> Callable[[], _MallInfo2] | None:
+    """glibc's ``mallinfo2`` (2.33 on), or None where the C library has none."""
+    try:
+        function = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    function.restype = _MallInfo2
+    function.argtypes = []
+    reader: Callable[[], _MallInfo2] = function
+    return reader
+
+
+class _Window:
+    """One profiled call's readings: each at its start, and the highest seen since."""
+
+    __slots__ = (
+        "heap",
+        "heap_peak",
+        "hwm_peak",
+        "overhead",
+        "rss",
+        "rss_peak",
+        "started",
+        "traced",
+        "traced_peak",
+    )
+
+    def __init__(
+        self, started: float, rss: int, heap: int | None, traced: int, overhead: int
+    ) -> None:
+        self.started = started  # a sample read before this belongs to the call before
+        self.rss = self.rss_peak = rss
+        self.heap = heap
+        self.heap_peak = heap or 0
+        self.traced = self.traced_peak = traced
+        self.overhead = overhead  # tracemalloc's own memory, taken off the RSS and heap
+        self.hwm_peak = 0
+
+    def credit(self, rss: int, heap: int | None, overhead: int, traced: int | None) -> None:
+        grown = overhead - self.overhead
+        self.rss_peak = max(self.rss_peak, rss - grown)
+        if heap is not None and self.heap is not None:
+            self.heap_peak = max(self.heap_peak, heap - grown)
+        if traced is not None:
+            self.traced_peak = max(self.traced_peak, traced)
+
+    def rise(self, overhead: int) -> int:
+        """The largest rise of any reading above its start, in bytes (0 at least)."""
+        rises = [self.traced_peak - self.traced, self.rss_peak - self.rss]
+        if self.heap is not None:
+            rises.append(self.heap_peak - self.heap)
+        if self.hwm_peak:
+            rises.append(self.hwm_peak - (overhead - self.overhead) - self.rss)
+        return max(0, *rises)
+
+
+class PeakMemory:
+    """The peak memory of each profiled call: what it allocated, wherever it allocated it.
+
+    A profile reports the largest rise above its start of three readings:
+
+    - ``tracemalloc``, tracing while any profile runs: Python objects and numpy's array
+      buffers, exactly, however briefly they lived;
+    - the C heap in use (glibc's ``mallinfo2``) and the resident memory (RSS, from psutil),
+      read at the start and end and every ``interval`` seconds between by one sampling thread:
+      they count what tracemalloc cannot see, such as Pillow's image buffers. The heap counts
+      memory the allocator hands out again, which RSS alone misses (freed pages stay resident,
+      so a step reusing them showed 0 MB);
+    - Linux's high-water mark of the RSS (``VmHWM``, reset by writing "5" to
+      ``/proc/self/clear_refs``), which catches an RSS peak between two samples.
+
+    tracemalloc's own bookkeeping is taken off the heap and RSS readings. The readings are the
+    process's, so what other threads allocate meanwhile counts too. Concurrent and nested
+    profiles each get their own peak: before a profile resets the shared marks (tracemalloc's
+    peak and VmHWM), the marks so far are credited to every profile running. Where
+    ``mallinfo2`` is slow (a heap of very many free chunks), the heap is read less often
+    (at most 4 % of the time).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
         self._lock = threading.Lock()
-        self._active = 0
+        self._windows: list[_Window] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tracing = False  # tracemalloc was started here (and its peak is ours to reset)
+        self._read_heap = _heap_reader()
+        self._heap_cost = 0.0
         self._lifetime = 0.0  # the highest mark seen before a reset wiped it
         with contextlib.suppress(OSError):
             self._lifetime = self._mark() or 0.0
@@ -95,25 +196,110 @@ class PeakMemory:
         self.supported = os.access(_CLEAR_REFS, os.W_OK) and os.access(_STATUS, os.R_OK)
 
     def after_fork(self) -> None:
-        """A child starts with no profile running and a lock nobody holds."""
+        """A child starts with no profile running, no sampler and a lock nobody holds."""
         self._lock = threading.Lock()
-        self._active = 0
+        self._windows = []
+        self._wake = threading.Event()
+        self._thread = None
+        if self._tracing:
+            self._tracing = False
+            tracemalloc.stop()
 
-    def begin(self) -> None:
+    def begin(self) -> _Window:
+        """Start measuring one call; pass what this returns to ``end``."""
         with self._lock:
-            if self._active == 0 and self.supported:
-                try:
-                    self._lifetime = max(self._lifetime, self._mark() or 0.0)
-                    _CLEAR_REFS.write_text("5")
-                except OSError:
-                    self.supported = False
-            self._active += 1
+            if not self._windows and not tracemalloc.is_tracing():
+                tracemalloc.start()
+                self._tracing = True
+            self._reset_marks()
+            window = _Window(
+                _perf_counter(),
+                _rss(),
+                self._heap(),
+                self._traced(),
+                tracemalloc.get_tracemalloc_memory(),
+            )
+            self._windows.append(window)
+            self._wake.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._sample, name="ptpd-peak-memory", daemon=True
+                )
+                self._thread.start()
+        return window
 
-    def end(self) -> float | None:
-        """Peak RSS in bytes since ``begin`` (None where the kernel does not keep the mark)."""
+    def end(self, window: _Window) -> float:
+        """The call's peak in bytes above its start (0.0 at least)."""
+        rss, heap = _rss(), self._heap()
         with self._lock:
-            self._active -= 1
-        return self._mark() if self.supported else None
+            overhead = tracemalloc.get_tracemalloc_memory()
+            window.credit(rss, heap, overhead, self._traced())
+            if self._tracing:
+                window.traced_peak = max(window.traced_peak, tracemalloc.get_traced_memory()[1])
+            if self.supported:
+                with contextlib.suppress(OSError):
+                    window.hwm_peak = max(window.hwm_peak, int(self._mark() or 0))
+            with contextlib.suppress(ValueError):
+                self._windows.remove(window)
+            if not self._windows:
+                self._wake.clear()
+                if self._tracing:
+                    self._tracing = False
+                    tracemalloc.stop()
+        return float(window.rise(overhead))
+
+    def _reset_marks(self) -> None:
+        """Credit the shared marks to the calls running, then reset them (under the lock)."""
+        traced_peak = tracemalloc.get_traced_memory()[1] if self._tracing else None
+        mark: float | None = None
+        if self.supported:
+            try:
+                mark = self._mark()
+                _CLEAR_REFS.write_text("5")
+            except OSError:
+                self.supported = False
+        for window in self._windows:
+            if traced_peak is not None:
+                window.traced_peak = max(window.traced_peak, traced_peak)
+            if mark is not None:
+                window.hwm_peak = max(window.hwm_peak, int(mark))
+        if mark is not None:
+            self._lifetime = max(self._lifetime, mark)
+        if self._tracing:
+            tracemalloc.reset_peak()
+
+    def _sample(self) -> None:
+        """The sampling thread: RSS every interval, the heap as often as it is cheap to read."""
+        next_heap = 0.0
+        while True:
+            self._wake.wait()
+            now = _perf_counter()
+            rss = _rss()
+            heap = None
+            if now >= next_heap:
+                heap = self._heap()
+                next_heap = now + max(self.interval, 25 * self._heap_cost)
+            with self._lock:
+                if self._windows:
+                    overhead = tracemalloc.get_tracemalloc_memory()
+                    traced = None if self._tracing else self._traced()
+                    for window in self._windows:
+                        if window.started <= now:  # read while the call ran
+                            window.credit(rss, heap, overhead, traced)
+            _sleep(self.interval)
+
+    def _heap(self) -> int | None:
+        """Bytes the C allocator has handed out and not had back (None where unknown)."""
+        if self._read_heap is None:
+            return None
+        start = _perf_counter()
+        info = self._read_heap()
+        self._heap_cost = _perf_counter() - start
+        return int(info.uordblks) + int(info.hblkhd)
+
+    @staticmethod
+    def _traced() -> int:
+        return tracemalloc.get_traced_memory()[0]
 
     @staticmethod
     def _mark() -> float | None:
@@ -129,6 +315,10 @@ class PeakMemory:
             return max(self._lifetime, (self._mark() or 0.0) if self.supported else 0.0)
 
 
+def _rss() -> int:
+    return int(current_process().memory_info().rss)
+
+
 _PEAK = PeakMemory()
 os.register_at_fork(after_in_child=_PEAK.after_fork)
 _process: psutil.Process | None = None
@@ -142,7 +332,7 @@ def current_process() -> psutil.Process:
     return _process
 
 
-class ImageProcessingProfiler:
+class ImageProcessingProfiler(RecordPublisher):
     """Profiles image operations and ranks where the time goes.
 
     >>> profiler = ImageProcessingProfiler()
@@ -155,20 +345,21 @@ class ImageProcessingProfiler:
     them (see the module docstring); full profiles go to the store.
     """
 
-    def __init__(
-        self, monitor: PerformanceMonitor | None = None, max_profiles: int = 10_000
-    ) -> None:
-        self.monitor = monitor if monitor is not None else PerformanceMonitor()
-        self._profiles: deque[dict[str, Any]] = deque(maxlen=max_profiles)
-        self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        if self.store is not None:
-            FLUSHER.register(self, get_settings().FLUSH_INTERVAL_S)
+    KIND = PROFILE
 
-    @property
-    def store(self) -> SampleStore | None:
-        """The monitor's store: profiles are published where its timings are."""
-        return self.monitor.store
+    def __init__(
+        self,
+        monitor: PerformanceMonitor | None = None,
+        max_profiles: int = 10_000,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        if not callable(clock):
+            raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
+        self._clock = clock
+        self.monitor = monitor if monitor is not None else PerformanceMonitor(clock=clock)
+        self._profiles: deque[dict[str, Any]] = deque(maxlen=max_profiles)
+        super().__init__(self.monitor.store)  # profiles go where the monitor's timings go
 
     def profile_operation(
         self,
@@ -188,7 +379,7 @@ class ImageProcessingProfiler:
 
         Returns:
             ``(result, profile)``; the profile holds operation, success, wall_time_s, cpu_time_s,
-            memory_delta_mb, peak_memory_mb (the peak above the memory at the start), pixels and
+            memory_delta_mb, peak_memory_mb (most allocated at once: see PeakMemory), pixels and
             megapixels_per_s.
 
         Raises:
@@ -197,8 +388,8 @@ class ImageProcessingProfiler:
         """
         name = operation_name or _operation_name(func)
         pixels = _pixels(image_size)
-        rss_before = current_process().memory_info().rss
-        _PEAK.begin()
+        window = _PEAK.begin()
+        rss_before = window.rss
         cpu_start = time.process_time()
         wall_start = time.perf_counter()
         error: BaseException | None = None
@@ -210,19 +401,18 @@ class ImageProcessingProfiler:
         finally:
             wall = time.perf_counter() - wall_start
             cpu = time.process_time() - cpu_start
-            peak = _PEAK.end()
+            peak = _PEAK.end(window)
             rss_after = current_process().memory_info().rss
-            high = max(peak or 0.0, rss_before, rss_after)
             profile: dict[str, Any] = {
                 "operation": name,
                 "success": error is None,
                 "wall_time_s": wall,
                 "cpu_time_s": cpu,
-                "memory_delta_mb": (rss_after - rss_before) / _MB,
-                "peak_memory_mb": (high - rss_before) / _MB,
+                "memory_delta_mb": (rss_after - rss_before) / MB,
+                "peak_memory_mb": peak / MB,
                 "pixels": pixels,
                 "megapixels_per_s": pixels / wall / 1e6 if pixels and wall > 0 else None,
-                "ts": time.time(),
+                "ts": self._clock(),
             }
             if error is not None:
                 profile["error"] = f"{type(error).__name__}: {error}"
@@ -246,7 +436,7 @@ class ImageProcessingProfiler:
         if missing:
             raise ValueError(f"A profile needs {', '.join(sorted(missing))}; got {sorted(profile)}")
         check_name("Profile operation", profile["operation"])  # its series name in the store
-        self._keep({"ts": time.time(), **profile})
+        self._keep({"ts": self._clock(), **profile})
 
     def _keep(self, profile: dict[str, Any]) -> None:
         if profile["success"]:
@@ -261,8 +451,7 @@ class ImageProcessingProfiler:
                 monitor.record_metric(name + MEMORY_SUFFIX, memory, "MB")
         with self._lock:
             self._profiles.append(profile)
-            if self.store is not None:
-                self._pending.append(profile)
+        self._publish(profile["operation"], profile)
 
     def get_profiles(self, operation: str | None = None) -> list[dict[str, Any]]:
         """Profiles kept in memory (every operation when None), oldest first."""
@@ -315,7 +504,7 @@ class ImageProcessingProfiler:
     def track_memory_usage(self, operation: str) -> float:
         """Record this process's resident memory (MB) under ``"<operation>_memory_snapshot"``."""
         check_name("Operation", operation)
-        rss_mb = current_process().memory_info().rss / _MB
+        rss_mb = current_process().memory_info().rss / MB
         self.monitor.record_metric(operation + MEMORY_SNAPSHOT_SUFFIX, rss_mb, "MB")
         return rss_mb
 
@@ -329,16 +518,16 @@ class ImageProcessingProfiler:
         info = current_process().memory_info()
         system = psutil.virtual_memory()
         return {
-            "rss_mb": info.rss / _MB,
-            "vms_mb": info.vms / _MB,
+            "rss_mb": info.rss / MB,
+            "vms_mb": info.vms / MB,
             "peak_rss_mb": max(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0,
                 _PEAK.lifetime_peak(),
                 float(info.rss),
             )
-            / _MB,
+            / MB,
             "percent": float(current_process().memory_percent()),
-            "available_mb": system.available / _MB,
+            "available_mb": system.available / MB,
             "system_percent": float(system.percent),
         }
 
@@ -361,20 +550,6 @@ class ImageProcessingProfiler:
         judged only from ``min_samples`` runs on: with fewer, p90 is just the slowest run).
         """
         return rank_bottlenecks(self.monitor, operations, unstable_factor, time_range, min_samples)
-
-    def drop_inherited(self) -> None:
-        """After a fork: a new lock, the child's own process, and no parent profiles to write."""
-        self._lock = threading.Lock()
-        self._pending = []
-
-    def pending_batches(self) -> list[RecordBatch]:
-        """New profiles for the store (the flusher calls this), one batch per operation."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        by_operation: dict[str, list[dict[str, Any]]] = {}
-        for profile in pending:
-            by_operation.setdefault(profile["operation"], []).append(profile)
-        return [RecordBatch(PROFILE, name, rows) for name, rows in by_operation.items()]
 
     def flush(self) -> None:
         """Write pending profiles and timings to the store now."""

@@ -8,14 +8,15 @@ import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from . import stats as _stats
-from .monitor import PerformanceMonitor, window, write_text_atomically
+from ._common import day_window, window, write_text_atomically
+from .monitor import PerformanceMonitor
 from .profiler import rank_bottlenecks
 
 if TYPE_CHECKING:
@@ -30,25 +31,6 @@ _FORMATS = ("json", "csv")
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-def day_window(day: date | str | None) -> tuple[date, float, float]:
-    """A local calendar day (a date, "YYYY-MM-DD" or None for today) as epoch seconds."""
-    if day is None:
-        day = date.today()
-    elif isinstance(day, str):
-        try:
-            day = date.fromisoformat(day)
-        except ValueError:
-            raise ValueError(f"date must be YYYY-MM-DD, got {day!r}") from None
-    elif isinstance(day, datetime):
-        day = day.date()
-    elif not isinstance(day, date):
-        raise ValueError(f"date must be a date or YYYY-MM-DD, got {day!r}")
-    start = datetime.combine(day, time.min).astimezone()
-    # The next local midnight, not start + 24 h: a day with a DST change has 23 or 25 hours.
-    end = datetime.combine(day + timedelta(days=1), time.min).astimezone()
-    return day, start.timestamp(), end.timestamp() - 1e-6
 
 
 class PerformanceReport:

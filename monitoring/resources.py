@@ -20,20 +20,31 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
 import psutil
 
 from . import _nvml
-from ._flusher import FLUSHER, flush_sources
+from ._common import MB
+from ._publisher import RecordPublisher
 from .models import GPUUsage, ResourceUsage
 from .settings import get_settings
-from .store import RESOURCE, RecordBatch, SampleStore
+from .store import RESOURCE, SampleStore
 
-__all__ = ["DEFAULT_MAX_HISTORY", "ResourceMonitor", "Severity", "classify", "usage_to_record"]
+__all__ = [
+    "DEFAULT_MAX_HISTORY",
+    "MIN_ALERT_DURATION_S",
+    "ResourceMonitor",
+    "Severity",
+    "alert_runs",
+    "classify",
+    "critical_level",
+    "usage_to_record",
+]
 
 logger = logging.getLogger(__name__)
 
-_MB = 1024.0 * 1024.0
-_GB = _MB * 1024.0
+_GB = MB * 1024.0
 DEFAULT_MAX_HISTORY = 3600  # two hours at the default 2 s sampling interval
 # Rows kept for the store while nobody flushes them (the flusher normally takes them every
 # second); past this the oldest go, counted in ``dropped_samples``.
@@ -58,10 +69,56 @@ class Severity(enum.IntEnum):
     CRITICAL = 2
 
 
+# A crossing of a threshold shorter than this is a blip, not an alert (see alert_runs).
+MIN_ALERT_DURATION_S = 30.0
+
+
+def critical_level(threshold: float) -> float:
+    """Where "critical" starts for a warning ``threshold``: halfway from it to 100 %.
+
+    >>> critical_level(80.0)
+    90.0
+    """
+    return threshold + (100.0 - threshold) / 2.0
+
+
+def alert_runs(
+    seconds: npt.ArrayLike,
+    values: npt.ArrayLike,
+    threshold: float,
+    min_duration_s: float = MIN_ALERT_DURATION_S,
+) -> list[tuple[int, int]]:
+    """The crossings of ``threshold`` in time-ordered samples that last long enough to alert.
+
+    A crossing is a run of consecutive samples at or above the threshold (the warning level,
+    as in :func:`classify`); it lasts from its first sample's time to its last one's, and one
+    shorter than ``min_duration_s`` is a blip, not an alert.
+
+    Args:
+        seconds: the samples' times in seconds, ascending.
+        values: the samples' percentages, in the same order.
+        threshold: the warning level.
+        min_duration_s: the shortest crossing that counts.
+
+    Returns:
+        ``(first, last)`` sample indices of each crossing (both included), oldest first.
+
+    >>> alert_runs([0, 10, 20, 30, 40, 50], [85, 95, 91, 80, 10, 99], 80.0)
+    [(0, 3)]
+    """
+    times = np.asarray(seconds, dtype=np.float64)
+    above = np.asarray(values, dtype=np.float64) >= threshold
+    # Where `above` switches on, and where it switches off again.
+    edges = np.diff(np.r_[False, above, False].astype(np.int8))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    long_enough = times[stops] - times[starts] >= min_duration_s
+    return [(int(a), int(b)) for a, b in zip(starts[long_enough], stops[long_enough], strict=True)]
+
+
 def _severity(usage: float | None, threshold: float) -> Severity | None:
     if usage is None or not math.isfinite(usage):
         return None
-    if usage >= threshold + (100.0 - threshold) / 2.0:
+    if usage >= critical_level(threshold):
         return Severity.CRITICAL
     if usage >= threshold:
         return Severity.WARNING
@@ -175,7 +232,7 @@ def usage_to_record(usage: ResourceUsage) -> dict[str, Any]:
     return row
 
 
-class ResourceMonitor:
+class ResourceMonitor(RecordPublisher):
     """The machine's CPU, memory, disk and GPUs, with alerts and an optional background sampler.
 
     >>> monitor = ResourceMonitor(cpu_threshold=75.0)
@@ -204,6 +261,8 @@ class ResourceMonitor:
             ``disk_path`` that does not exist.
     """
 
+    KIND = RESOURCE
+
     def __init__(
         self,
         cpu_threshold: float | None = None,
@@ -231,14 +290,10 @@ class ResourceMonitor:
         if not self.disk_path.exists():  # a bad setting fails at start, not in a gauge later
             raise _missing_disk_path(self.disk_path)
         self._sample_interval_s = settings.SAMPLE_INTERVAL_S
-        self._store = store
         self._host = socket.gethostname()
-        self._lock = threading.Lock()
         self._history: collections.deque[ResourceUsage] = collections.deque(maxlen=max_history)
-        self._pending: collections.deque[dict[str, Any]] = collections.deque()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.dropped_samples = 0
         self.sample_errors = 0
         self.disk_errors = 0
         self._failing = False
@@ -247,8 +302,8 @@ class ResourceMonitor:
         self._cpu_baseline = _cpu_sample()
         self._cpu_baseline_at = time.monotonic()
         self._cpu_value = _busy_percent(_CPUSample(0.0, 0.0), self._cpu_baseline) or 0.0
-        if store is not None:
-            FLUSHER.register(self, settings.FLUSH_INTERVAL_S)
+        # Snapshots every second or so: a day of them may wait for a store that is away.
+        super().__init__(store, max_pending=_MAX_PENDING)
 
     def __repr__(self) -> str:
         return (
@@ -256,11 +311,6 @@ class ResourceMonitor:
             f"memory_threshold={self.memory_threshold}, disk_threshold={self.disk_threshold}, "
             f"disk_path={str(self.disk_path)!r}, store={self._store!r})"
         )
-
-    @property
-    def store(self) -> SampleStore | None:
-        """Where sampled snapshots are published, or None for an in-memory monitor."""
-        return self._store
 
     # -- readings -----------------------------------------------------------------------------
 
@@ -285,9 +335,9 @@ class ResourceMonitor:
         memory = psutil.virtual_memory()
         return {
             "percent": float(memory.percent),
-            "used_mb": memory.used / _MB,
-            "available_mb": memory.available / _MB,
-            "total_mb": memory.total / _MB,
+            "used_mb": memory.used / MB,
+            "available_mb": memory.available / MB,
+            "total_mb": memory.total / MB,
         }
 
     def get_disk_usage(self, path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -340,8 +390,8 @@ class ResourceMonitor:
         return ResourceUsage(
             cpu_percent=cpu,
             memory_percent=float(memory.percent),
-            memory_used_mb=memory.used / _MB,
-            memory_available_mb=memory.available / _MB,
+            memory_used_mb=memory.used / MB,
+            memory_available_mb=memory.available / MB,
             disk_percent=float(disk.percent),
             disk_used_gb=disk.used / _GB,
             disk_free_gb=disk.free / _GB,
@@ -512,11 +562,8 @@ class ResourceMonitor:
         self._failing = False
         with self._lock:
             self._history.append(usage)
-            if row is not None:
-                if len(self._pending) >= _MAX_PENDING:
-                    self._pending.popleft()
-                    self.dropped_samples += 1
-                self._pending.append(row)
+        if row is not None:
+            self._publish(self._host, row)
 
     def get_history(self) -> list[ResourceUsage]:
         """The sampler's snapshots in memory, oldest first (newest last)."""
@@ -525,20 +572,6 @@ class ResourceMonitor:
 
     # -- the store ------------------------------------------------------------------------------
 
-    def drop_inherited(self) -> None:
-        """After a fork: new locks, and the parent's pending rows left to the parent."""
-        self._lock = threading.Lock()
-        self._cpu_lock = threading.Lock()
-        self._pending.clear()
-
-    def pending_batches(self) -> list[RecordBatch]:
-        """New snapshots for the store, one record series per host (the flusher calls this)."""
-        with self._lock:
-            rows = list(self._pending)
-            self._pending.clear()
-        return [RecordBatch(RESOURCE, self._host, rows)] if rows else []
-
-    def flush(self) -> None:
-        """Write pending snapshots to the store now (a no-op for an in-memory monitor)."""
-        if self._store is not None:
-            flush_sources([self])
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._cpu_lock = threading.Lock()  # a parent thread may have held it at the fork

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -59,9 +60,20 @@ class MonitoringSettings(BaseSettings):
         1024.0, gt=0, le=1e9, description="Store size cap; oldest go first"
     )
     RETENTION_DAYS: float = Field(30.0, gt=0, description="Samples older than this are removed")
+    MAX_IMAGE_MEGAPIXELS: float = Field(
+        300.0, gt=0, le=100_000, description="Largest image the profiler decodes, in megapixels"
+    )
     FLUSH_INTERVAL_S: float = Field(1.0, gt=0, le=3600, description="Seconds between store writes")
     SAMPLE_INTERVAL_S: float = Field(2.0, gt=0, le=3600, description="Resource sampler period")
     DISK_PATH: Path = Field(Path("/"), description="Filesystem the disk gauge watches")
+    # Watches (watches.py): rules on the app's operations and endpoints, judged over the store.
+    WATCHES: str = Field("", description="Watches as a JSON list of rules ([] or empty: none)")
+    WATCHES_FILE: Path | None = Field(
+        None, description="A TOML file of [[watch]] rules, read at each evaluation"
+    )
+    DEFAULT_WATCHES: bool = Field(
+        True, description="A built-in p95 regression watch on every timed operation"
+    )
 
     @field_validator("STORE_DIR", "DISK_PATH", mode="before")
     @classmethod
@@ -70,6 +82,21 @@ class MonitoringSettings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty; unset the variable to get the default")
         return value
+
+    @field_validator("WATCHES", mode="before")
+    @classmethod
+    def _watches_as_json(cls, value: object) -> object:
+        """Rules given in Python become the JSON the variable holds. watches.py checks them
+        where they are judged: a bad rule never stops the app that records."""
+        return json.dumps(value) if isinstance(value, list | dict) else value
+
+    @field_validator("WATCHES_FILE", mode="before")
+    @classmethod
+    def _check_watches_file(cls, value: object) -> object:
+        """The file itself is read at each evaluation, so it can change without a restart."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty; unset the variable to read no watches file")
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
 
     @model_validator(mode="after")
     def _expand_paths(self) -> MonitoringSettings:

@@ -29,6 +29,7 @@ What the store promises, and how:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -40,13 +41,13 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+import diskcache
 import numpy as np
 
 from ._codec import (
@@ -68,6 +69,7 @@ from ._codec import (
     split_by_span,
     to_json,
 )
+from ._common import TimeBound, to_epoch
 from ._folder import (
     DB_NAME,
     CacheFolder,
@@ -76,6 +78,7 @@ from ._folder import (
     is_corruption,
     truncated_under_a_writer,
 )
+from ._forks import on_fork
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +89,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_BATCH_SPAN_S",
     "MAX_UNWRITTEN_BYTES",
+    "STORES",
     "ColumnBatch",
     "RecordBatch",
     "RepairReport",
@@ -98,9 +102,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TimeBound = datetime | float | int | None
 
 METRIC, API, RESOURCE, CACHE, PROFILE = "metric", "api", "resource", "cache", "profile"
+# Things that happened (a watch fired, an alert began): JSON records like the record kinds.
+EVENT = "event"
 # Per-process loss counters (not samples: compaction and the readers of samples skip them).
 HEALTH = "health"
 # Batches older than COMPACT_AFTER_S are merged into one per series and clock hour, so a week
@@ -108,9 +113,10 @@ HEALTH = "health"
 COMPACT_SPAN_S = 3600.0
 COMPACT_AFTER_S = 600.0
 _COMPACT_EVERY_S = 300.0
+_FULL_COMPACT_EVERY = 12  # passes: about once an hour
 # The longest a stored batch can span, so a window read starts this much before `since`.
 READ_LOOKBACK_S = COMPACT_SPAN_S + MAX_BATCH_SPAN_S
-_ALL_KINDS = (METRIC, API, RESOURCE, CACHE, PROFILE)
+_ALL_KINDS = (METRIC, API, RESOURCE, CACHE, PROFILE, EVENT)
 # diskcache culls (retention, size limit) only when we ask, and we count what it removes.
 _CULL_EVERY_S = 5.0
 # Encoded batches a process keeps while its store cannot be written; past this the oldest go.
@@ -119,19 +125,17 @@ MAX_UNWRITTEN_BYTES = 64 * 1024 * 1024
 LOCK_TIMEOUT_S = 5.0
 
 
-_STORES: weakref.WeakSet[SampleStore] = weakref.WeakSet()
+#: Every live store of this process (the flusher writes what they were handed at each flush).
+STORES: weakref.WeakSet[SampleStore] = weakref.WeakSet()
 
 
-def _renew_locks_after_fork() -> None:
-    # A parent thread may have held one of these at the fork; the child's would never open.
-    for store in list(_STORES):
-        store._open_lock = threading.Lock()
-        store._seq_lock = threading.Lock()
-        store._write_lock = threading.Lock()
-        store._unwritten.clear()  # the parent's to write
+def _count_waiting_at_exit() -> None:
+    """Registered before the flusher's exit flush, so it runs after it (atexit is LIFO)."""
+    for store in list(STORES):
+        store.abandon_waiting()
 
 
-os.register_at_fork(after_in_child=_renew_locks_after_fork)
+atexit.register(_count_waiting_at_exit)
 
 
 class StoreError(RuntimeError):
@@ -141,29 +145,6 @@ class StoreError(RuntimeError):
         super().__init__(f"Sample store at {path} is unusable: {reason}")
         self.path = path
         self.reason = reason
-
-
-def to_epoch(bound: TimeBound) -> float | None:
-    """A datetime (naive means local time) or epoch seconds as epoch seconds; None stays None.
-
-    Raises:
-        ValueError: a bool, a non-finite number or anything else that is not a time.
-    """
-    if bound is None:
-        return None
-    if isinstance(bound, datetime):
-        try:
-            return bound.timestamp()
-        except (OverflowError, OSError, ValueError) as exc:
-            raise ValueError(f"A time bound must be a representable time, got {bound!r}") from exc
-    if isinstance(bound, int | float) and not isinstance(bound, bool):
-        try:
-            number = float(bound)
-        except OverflowError:
-            number = math.inf
-        if math.isfinite(number):
-            return number
-    raise ValueError(f"A time bound must be a datetime or epoch seconds, got {bound!r}")
 
 
 def _window_bounds(since: TimeBound, until: TimeBound) -> tuple[float, float]:
@@ -261,19 +242,52 @@ class SampleStore:
         self._write_lock = threading.Lock()
         self._seq = 0
         self._unwritten: deque[_Entry] = deque()
+        self._adopted: deque[Callable[[], Sequence[ColumnBatch | RecordBatch]]] = deque()
+        self._inherited: CacheFolder | None = None
         self._unwritten_bytes = 0
         self._last_compact = time.monotonic()  # not at start: short processes skip it
         self._compacted: dict[tuple[str, str], float] = {}
+        self._compact_passes = 0
         self._refused: set[str] = set()
         self._last_cull = 0.0
         self._warned = False
         self._warned_overflow = False
         self._health_written: tuple[int, int] = (0, 0)
+        self._health_reported: tuple[int, int] = (0, 0)
+        self._write_lock_at_fork = False
         self._started = time.time()
-        _STORES.add(self)
+        STORES.add(self)
+        on_fork(self)
 
     def __repr__(self) -> str:
         return f"SampleStore({str(self.directory)!r})"
+
+    def _before_fork(self) -> None:
+        # No fork in the middle of a write: the child would inherit a connection inside its
+        # transaction, and SQLite's locks with it. Bounded, so a stuck writer cannot stop it.
+        self._write_lock_at_fork = self._write_lock.acquire(timeout=2 * LOCK_TIMEOUT_S)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._write_lock_at_fork:
+            self._write_lock.release()
+
+    def _after_fork(self) -> None:
+        # A parent thread may have held a lock at the fork; what waits and what was counted
+        # are the parent's, so the child starts from nothing. The inherited connection is
+        # never used nor closed here (SQLite forbids both across a fork): kept, and a fresh
+        # one opened.
+        self._open_lock = threading.Lock()
+        self._seq_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._inherited, self._folder = self._folder, None
+        self._unwritten.clear()
+        self._unwritten_bytes = 0
+        self._adopted.clear()
+        self.error_count = self.dropped_samples = 0
+        self.last_error = None
+        self._warned = self._warned_overflow = False
+        self._started = time.time()
+        self._health_written = (0, 0)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -419,6 +433,7 @@ class SampleStore:
         A batch that cannot be encoded is dropped and counted; batches that could not be
         written wait for the next call (see the module docstring).
         """
+        items = [*items, *self._adopted_batches()]
         entries: list[_Entry] = []
         for item in items:
             if not item.size:
@@ -430,9 +445,27 @@ class SampleStore:
         with self._write_lock:
             for entry in entries:
                 self._keep(entry)
-            if not self._unwritten:
+            if not self._unwritten and self._health_entry() is None:
                 return True
             return self._write_waiting()
+
+    def adopt(self, take: Callable[[], Sequence[ColumnBatch | RecordBatch]]) -> None:
+        """Write what ``take()`` returns at the next write: for finalisers of dropped sources.
+
+        A finaliser can run inside any thread, under any lock (the garbage collector runs
+        where it allocates), so it must not write or lock: it hands its work over here.
+        """
+        self._adopted.append(take)
+
+    def _adopted_batches(self) -> list[ColumnBatch | RecordBatch]:
+        batches: list[ColumnBatch | RecordBatch] = []
+        while self._adopted:
+            take = self._adopted.popleft()
+            try:
+                batches.extend(take())
+            except Exception:
+                logger.exception("ptpd-monitor: could not collect a dropped source's samples")
+        return batches
 
     def _keep(self, entry: _Entry) -> None:
         self._unwritten.append(entry)
@@ -480,7 +513,7 @@ class SampleStore:
             self._unwritten.clear()
             self._unwritten_bytes = 0
             if health is not None:
-                self._health_written = (self.dropped_samples, self.error_count)
+                self._health_written = self._health_reported
             if self._warned:
                 logger.warning("ptpd-monitor: sample store at %s works again", self.directory)
                 self._warned = False
@@ -522,8 +555,10 @@ class SampleStore:
 
     def _health_entry(self) -> _Entry | None:
         """This process's loss counters, when they changed: other processes show them."""
-        if (self.dropped_samples, self.error_count) == self._health_written:
+        counters = (self.dropped_samples, self.error_count)
+        if counters == self._health_written:
             return None
+        self._health_reported = counters  # what the row says, whatever is counted meanwhile
         row = {
             "pid": os.getpid(),
             "started": self._started,
@@ -553,6 +588,16 @@ class SampleStore:
                 continue
             rows.append(row)
         return sorted(rows, key=lambda row: -float(row.get("ts", 0)))
+
+    def abandon_waiting(self) -> int:
+        """Count what still waits as dropped (the process is ending); returns how many."""
+        with self._write_lock:
+            samples = sum(entry.samples for entry in self._unwritten)
+            self._unwritten.clear()
+            self._unwritten_bytes = 0
+        if samples:
+            self._count_dropped(samples, f"the process ended before {self.directory} worked again")
+        return samples
 
     @property
     def waiting_samples(self) -> int:
@@ -585,12 +630,16 @@ class SampleStore:
         cutoff = time.time() - COMPACT_AFTER_S if older_than is None else older_than
         last_hour = float(np.floor(cutoff / COMPACT_SPAN_S) * COMPACT_SPAN_S)
         merged = 0
+        # Most passes start where the last ended; every _FULL_COMPACT_EVERY-th looks at every
+        # hour again, for batches that arrived late (a store that was away, past timestamps).
+        self._compact_passes += 1
+        full = older_than is not None or self._compact_passes % _FULL_COMPACT_EVERY == 0
         try:
             folder = self._open()
             for kind in _ALL_KINDS:
                 for series in self.series_names(kind):
                     prefix = f"{kind}|{quote(series, safe='')}|"
-                    done = self._compacted.get((kind, series), 0.0)
+                    done = 0.0 if full else self._compacted.get((kind, series), 0.0)
                     keys = folder.keys(f"{prefix}{done:017.6f}", f"{prefix}{last_hour:017.6f}")
                     by_hour: dict[float, list[str]] = {}
                     for key in keys:
@@ -598,11 +647,19 @@ class SampleStore:
                         by_hour.setdefault(first_ts // COMPACT_SPAN_S, []).append(key)
                     for hour_keys in by_hour.values():
                         if len(hour_keys) > 1:
-                            merged += self._merge(folder, kind, series, hour_keys)
+                            merged += self._merge_isolated(folder, kind, series, hour_keys)
                     self._compacted[(kind, series)] = last_hour
         except Exception as exc:  # compaction is housekeeping: it must not harm the host app
             self._count_error(exc)
         return merged
+
+    def _merge_isolated(self, folder: CacheFolder, kind: str, series: str, keys: list[str]) -> int:
+        """``_merge``; a failure costs this hour's merge only (its batches stay as they are)."""
+        try:
+            return self._merge(folder, kind, series, keys)
+        except Exception as exc:
+            self._count_error(exc)
+            return 0
 
     def _merge(self, folder: CacheFolder, kind: str, series: str, keys: list[str]) -> int:
         """Replace ``keys`` by one batch holding all their samples."""
@@ -727,15 +784,23 @@ class SampleStore:
         if not parts:
             return SeriesData(unit, [], {})
         width = len(parts[0])
-        merged = [np.concatenate([p[i] for p in parts]) for i in range(width)]
-        return SeriesData(unit, merged, meta)
+        merged = in_time_order(
+            ColumnBatch(
+                kind,
+                series,
+                tuple(np.concatenate([p[i] for p in parts]) for i in range(width)),
+                unit,
+                meta,
+            )
+        )  # batches of several processes overlap in time
+        return SeriesData(unit, list(merged.columns), merged.meta or {})
 
     def read_records(
         self, kind: str, series: str | None = None, since: TimeBound = None, until: TimeBound = None
     ) -> list[dict[str, Any]]:
         """JSON records of one series (or of every series of ``kind``) in the window."""
         out: list[dict[str, Any]] = []
-        for columns, keep in self._record_batches(kind, series, since, until):
+        for columns, keep in self.record_batches(kind, series, since, until):
             names = list(columns)
             out.extend(
                 {name: plain(columns[name][i]) for name in names} for i in np.flatnonzero(keep)
@@ -743,10 +808,11 @@ class SampleStore:
         out.sort(key=lambda r: float(r["ts"]))
         return out
 
-    def _record_batches(
+    def record_batches(
         self, kind: str, series: str | None, since: TimeBound, until: TimeBound
     ) -> Iterator[tuple[dict[str, list[Any]], np.ndarray]]:
-        """Each record batch in the window as columns, with the mask of its rows inside."""
+        """Each record batch in the window as columns, with the mask of its rows inside
+        (the frames in ``frames.py`` are built from these)."""
         names = [series] if series is not None else self.series_names(kind)
         for name in names:
             rows, lo, hi = self._window(kind, name, since, until)
@@ -761,28 +827,23 @@ class SampleStore:
                 if keep.any():
                     yield columns, keep
 
-    # -- the QUICKREF objects, rebuilt from every process's samples ------------------------------
+    # -- the QUICKREF objects over every process's samples (thin aliases for the README) ----
 
     def load_monitor(self, since: TimeBound = None, until: TimeBound = None) -> PerformanceMonitor:
-        """A read-only PerformanceMonitor holding every process's metrics in the window."""
-        from .monitor import PerformanceMonitor
+        """``PerformanceMonitor.from_store(self, since, until)``."""
+        from .monitor import PerformanceMonitor  # the one way up: an alias kept for users
 
-        series = {
-            name: self.read_columns(METRIC, name, since, until)
-            for name in self.series_names(METRIC)
-        }
-        return PerformanceMonitor._from_store(series)
+        return PerformanceMonitor.from_store(self, since, until)
 
     def load_api_tracker(
         self, since: TimeBound = None, until: TimeBound = None
     ) -> APIPerformanceTracker:
-        """A read-only APIPerformanceTracker holding every process's requests in the window."""
-        from .api import APIPerformanceTracker
+        """``APIPerformanceTracker.from_store(self, since, until)``."""
+        from .api import APIPerformanceTracker  # the one way up: an alias kept for users
 
-        series = {
-            name: self.read_columns(API, name, since, until) for name in self.series_names(API)
-        }
-        return APIPerformanceTracker._from_store(series)
+        return APIPerformanceTracker.from_store(self, since, until)
+
+    # The README's frames, kept as aliases of frames.py (the pandas layer above the store).
 
     def metrics_frame(
         self,
@@ -790,95 +851,38 @@ class SampleStore:
         until: TimeBound = None,
         operations: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Raw metric samples: columns timestamp (UTC), operation, value, unit."""
-        import pandas as pd
+        """``frames.metrics_frame(self, ...)``: timestamp (UTC), operation, value, unit."""
+        from . import frames  # the one way up: an alias kept for users
 
-        names = list(operations) if operations is not None else self.series_names(METRIC)
-        frames = []
-        for name in names:
-            data = self.read_columns(METRIC, name, since, until)
-            if data.size:
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "timestamp": pd.to_datetime(data.columns[0], unit="s", utc=True),
-                            "operation": name,
-                            "value": data.columns[1],
-                            "unit": data.unit,
-                        }
-                    )
-                )
-        if not frames:
-            return pd.DataFrame(
-                {
-                    "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
-                    "operation": pd.Series([], dtype=object),
-                    "value": pd.Series([], dtype=float),
-                    "unit": pd.Series([], dtype=object),
-                }
-            )
-        return pd.concat(frames, ignore_index=True).sort_values("timestamp", ignore_index=True)
+        return frames.metrics_frame(self, since, until, operations)
 
     def api_frame(self, since: TimeBound = None, until: TimeBound = None) -> pd.DataFrame:
-        """Raw requests: timestamp (UTC), endpoint, method, duration_ms, status_code, error."""
-        import pandas as pd
+        """``frames.api_frame(self, ...)``: one row a request."""
+        from . import frames
 
-        frames = []
-        for name in self.series_names(API):
-            data = self.read_columns(API, name, since, until)
-            if not data.size:
-                continue
-            method, _, endpoint = name.partition(" ")
-            errors = [data.meta.get(i, {}).get("error") for i in range(data.size)]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "timestamp": pd.to_datetime(data.columns[0], unit="s", utc=True),
-                        "endpoint": endpoint,
-                        "method": method,
-                        "duration_ms": data.columns[1],
-                        "status_code": data.columns[2].astype(int),
-                        "error": errors,
-                    }
-                )
-            )
-        columns = ["timestamp", "endpoint", "method", "duration_ms", "status_code", "error"]
-        if not frames:
-            return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}).astype(
-                {"timestamp": "datetime64[ns, UTC]", "duration_ms": float, "status_code": int}
-            )
-        return pd.concat(frames, ignore_index=True).sort_values("timestamp", ignore_index=True)
-
-    def _records_frame(
-        self, kind: str, series: str | None, since: TimeBound, until: TimeBound
-    ) -> pd.DataFrame:
-        import pandas as pd
-
-        frames = [
-            pd.DataFrame(columns)[keep]
-            for columns, keep in self._record_batches(kind, series, since, until)
-        ]
-        if not frames:
-            return pd.DataFrame({"timestamp": pd.Series([], dtype="datetime64[ns, UTC]")})
-        frame = pd.concat(frames, ignore_index=True).sort_values("ts", ignore_index=True)
-        frame.insert(0, "timestamp", pd.to_datetime(frame.pop("ts"), unit="s", utc=True))
-        return frame
+        return frames.api_frame(self, since, until)
 
     def resource_samples(self, since: TimeBound = None, until: TimeBound = None) -> pd.DataFrame:
-        """Resource samples: timestamp plus the ResourceUsage fields (GPU columns per device)."""
-        return self._records_frame(RESOURCE, None, since, until)
+        """``frames.resource_samples(self, ...)``: one row a resource sample."""
+        from . import frames
+
+        return frames.resource_samples(self, since, until)
 
     def cache_stats(
         self, since: TimeBound = None, until: TimeBound = None, name: str | None = None
     ) -> pd.DataFrame:
-        """Cache-stats snapshots: timestamp, cache, pid, hits, misses, size, max_size, ..."""
-        return self._records_frame(CACHE, name, since, until)
+        """``frames.cache_stats(self, ...)``: one row a cache-stats snapshot."""
+        from . import frames
+
+        return frames.cache_stats(self, since, until, name)
 
     def profiles(
         self, since: TimeBound = None, until: TimeBound = None, operation: str | None = None
     ) -> pd.DataFrame:
-        """Profiled operations: timestamp, operation, wall/cpu time, memory, pixels, success."""
-        return self._records_frame(PROFILE, operation, since, until)
+        """``frames.profiles(self, ...)``: one row a profiled operation."""
+        from . import frames
+
+        return frames.profiles(self, since, until, operation)
 
     # -- housekeeping -------------------------------------------------------------------------
 
@@ -899,7 +903,7 @@ class SampleStore:
             self._unwritten_bytes = 0
         try:
             return self._reading().clear()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, diskcache.Timeout) as exc:
             raise StoreError(self.directory, _describe(exc)) from exc
 
     def volume_bytes(self) -> int:
@@ -967,7 +971,9 @@ class SampleStore:
         try:
             folder = self._reading()
             damaged = bool(folder.integrity_problems())
-        except (StoreError, sqlite3.Error) as exc:
+        except (StoreError, sqlite3.Error, diskcache.Timeout) as exc:
+            if not is_corruption(exc):  # merely busy or unreachable: never move data aside
+                raise StoreError(self.directory, _describe(exc)) from exc
             damaged, cause = True, exc
         if damaged:
             moved = self._move_aside_damaged(cause or RuntimeError("integrity check failed"))
@@ -980,7 +986,7 @@ class SampleStore:
             orphans = folder.orphan_files()
             for file in orphans:
                 file.unlink(missing_ok=True)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, diskcache.Timeout) as exc:
             raise StoreError(self.directory, _describe(exc)) from exc
         return RepairReport(
             rows_missing_files=len(missing),

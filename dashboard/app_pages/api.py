@@ -7,12 +7,8 @@ import streamlit as st
 
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
-from ptpd_calibration.dashboard.data import (
-    api_buckets,
-    bucket_seconds,
-    cached_api_frame,
-    cached_api_tracker,
-)
+from ptpd_calibration.dashboard.readers import cached_api_frame, cached_api_tracker
+from ptpd_calibration.dashboard.transforms import api_buckets, bucket_seconds
 
 st.title("API")
 store = store_in_use()

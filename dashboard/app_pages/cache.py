@@ -6,12 +6,8 @@ import streamlit as st
 
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
-from ptpd_calibration.dashboard.data import (
-    bucket_seconds,
-    cache_buckets,
-    cache_totals,
-    cached_cache_stats,
-)
+from ptpd_calibration.dashboard.readers import cached_cache_stats
+from ptpd_calibration.dashboard.transforms import bucket_seconds, cache_buckets, cache_totals
 
 st.title("Cache")
 store = store_in_use()

@@ -7,12 +7,8 @@ import streamlit as st
 
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
-from ptpd_calibration.dashboard.data import (
-    bucket_seconds,
-    cached_metrics_frame,
-    cached_monitor,
-    percentile_buckets,
-)
+from ptpd_calibration.dashboard.readers import cached_metrics_frame, cached_monitor
+from ptpd_calibration.dashboard.transforms import bucket_seconds, percentile_buckets
 from ptpd_calibration.monitoring.profiler import operation_of
 
 st.title("Latency")

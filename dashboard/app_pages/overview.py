@@ -8,15 +8,15 @@ import streamlit as st
 
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
-from ptpd_calibration.dashboard.data import (
+from ptpd_calibration.dashboard.readers import cached_resources, window_headline
+from ptpd_calibration.dashboard.transforms import (
     REFRESH_S,
     alert_history,
-    cached_resources,
-    headline,
     period_end,
     recent_usage,
 )
 from ptpd_calibration.monitoring import StoreError, get_resource_monitor
+from ptpd_calibration.monitoring.resources import MIN_ALERT_DURATION_S
 
 _SPARK_S = 10 * 60
 _FEW_SAMPLES = 30
@@ -89,7 +89,7 @@ store = store_in_use()
 window = current_window()
 with guarded("the overview"):
     if not empty_state(store, "overview"):
-        numbers = headline(store, window)
+        numbers = window_headline(store, window)
         st.subheader(f"Last {window.label}" if window.label[0].isdigit() else window.label)
         a, b, c, d, e = st.columns(5)
         a.metric("Operations timed", f"{numbers['operations_timed']:,}")
@@ -111,6 +111,6 @@ with guarded("the overview"):
         },
     )
     if history.empty:
-        st.caption("No threshold crossing of 30 s or more in this window.")
+        st.caption(f"No threshold crossing of {MIN_ALERT_DURATION_S:g} s or more in this window.")
     else:
         st.dataframe(history, hide_index=True, width="stretch")

@@ -1,20 +1,24 @@
-"""Reports: daily, session and period comparison, previewed and downloadable as JSON and CSV."""
+"""Reports: daily, session and period comparison, previewed and downloadable as JSON, CSV and
+HTML (one page with the charts, which opens offline)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pandas as pd
 import streamlit as st
 
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
-from ptpd_calibration.dashboard.data import cached_monitor, session_ids
+from ptpd_calibration.dashboard.html_report import build_html_report
+from ptpd_calibration.dashboard.readers import cached_monitor, store_at
 from ptpd_calibration.dashboard.reports import (
     comparison_report,
     daily_report,
     raw_metrics,
     session_report,
 )
+from ptpd_calibration.dashboard.transforms import session_ids
 
 
 def downloads(stem: str, json_bytes: bytes, csv_bytes: bytes, key: str) -> None:
@@ -30,6 +34,29 @@ def downloads(stem: str, json_bytes: bytes, csv_bytes: bytes, key: str) -> None:
     right.download_button(
         "Download CSV", csv_bytes, file_name=f"{stem}.csv", mime="text/csv", key=f"{key}_csv"
     )
+
+
+@st.cache_data(ttl=600, max_entries=4, show_spinner="Building the HTML report…")
+def html_bytes(directory: str, json_bytes: bytes) -> bytes:
+    """The HTML report of a report built above, from its JSON: the same numbers, with the
+    charts read from the store. Keyed by the JSON, so a rebuilt report gets a new page."""
+    return build_html_report(json.loads(json_bytes), store_at(directory)).encode()
+
+
+def html_download(directory: str, stem: str, json_bytes: bytes, key: str) -> None:
+    """The HTML download, built only when asked for (about 5 MB: plotly is inside)."""
+    if st.toggle(
+        "Prepare the HTML report",
+        key=f"{key}_html_ready",
+        help="One page with the charts and tables, which opens offline in any browser",
+    ):
+        st.download_button(
+            "Download HTML",
+            html_bytes(directory, json_bytes),
+            file_name=f"{stem}.html",
+            mime="text/html",
+            key=f"{key}_html",
+        )
 
 
 def operations_table(report: dict[str, object]) -> None:
@@ -55,6 +82,7 @@ with guarded("the reports"):
             report, as_json, as_csv = daily_report(directory, day)
             operations_table(report)
             downloads(f"ptpd-daily-{day}", as_json, as_csv, "reports_daily")
+            html_download(directory, f"ptpd-daily-{day}", as_json, "reports_daily")
         with session:
             window = current_window()
             sessions = session_ids(cached_monitor(directory, window.since, window.until))
@@ -67,6 +95,7 @@ with guarded("the reports"):
                 )
                 operations_table(report)
                 downloads(f"ptpd-session-{chosen}", as_json, as_csv, "reports_session")
+                html_download(directory, f"ptpd-session-{chosen}", as_json, "reports_session")
         with compare:
             today = date.today()
             left, right = st.columns(2)
@@ -94,9 +123,9 @@ with guarded("the reports"):
                     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
                 else:
                     st.caption("Neither period has samples.")
-                downloads(
-                    f"ptpd-compare-{first[0]}-{second[1]}", as_json, as_csv, "reports_compare"
-                )
+                stem = f"ptpd-compare-{first[0]}-{second[1]}"
+                downloads(stem, as_json, as_csv, "reports_compare")
+                html_download(directory, stem, as_json, "reports_compare")
             else:
                 st.caption("Pick a start and an end for both periods.")
         with raw:

@@ -104,8 +104,15 @@ def populated_store(
 
 
 @pytest.fixture
-def corrupt_store(use_store: Callable[[Path], Path], tmp_path: Path) -> Path:
-    """A store folder whose database is garbage."""
+def corrupt_store(
+    use_store: Callable[[Path], Path], tmp_path: Path, no_background_flush: None
+) -> Path:
+    """A store folder whose database is garbage, and stays so while the page renders.
+
+    The dashboard's own resource sampler writes to the store, and a write moves a damaged
+    database aside and starts afresh (the store's recovery); without the background flusher
+    nothing writes, so each page meets the garbage.
+    """
     directory = tmp_path / "corrupt-store"
     directory.mkdir(mode=0o700)
     (directory / "cache.db").write_bytes(b"this is not an SQLite database\x00" * 64)

@@ -5,17 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+import tifffile
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS, step_tablet_tiff
+from ptpd_calibration.dashboard.upload import profile_upload, rank_uploads, size_class
+from ptpd_calibration.monitoring import imaging
+from ptpd_calibration.monitoring.imaging import MAX_IMAGE_SETTING, PIPELINE_STEPS, step_tablet_tiff
 from ptpd_calibration.monitoring.profiler import operation_of
+from ptpd_calibration.monitoring.settings import get_settings
 from ptpd_calibration.monitoring.store import SampleStore
 
 # Page file (also the key prefix of its "Generate demo data" button) and its title.
@@ -115,7 +120,11 @@ def test_generate_demo_data_records_a_session_and_the_page_shows_it(
 # The charts each page draws from the demo data (the Overview also has live gauges).
 EXPECTED_CHARTS = {
     "latency": ["Percentiles over time", "Distribution"],
-    "profiling": ["Bottlenecks (label: p90/median slowdown; amber: unstable)"],
+    # the demo's runs are not uploads: ranked apart from them
+    "profiling": [
+        "Bottlenecks of the demo and app runs, per megapixel "
+        "(label: p90/median within a size class; amber: unstable)"
+    ],
     "api": ["p95 latency over time", "Error rate over time"],
     "cache": ["Hit rate over time"],
     "reports": [],
@@ -210,12 +219,23 @@ def test_profiling_an_upload_ranks_the_pipeline_steps(app: NewApp, empty_store: 
     assert not at.exception
     assert _errors(at) == []
     (success,) = at.success
-    assert success.value.startswith("`tablet.tif`: 600×150 I;16 → 1800×450 negative, 3 run(s)")
-    assert [p.value for p in at.progress] == [100]
+    assert success.value == (
+        "`tablet.tif`: 600×150 16-bit greyscale → 1800×450 negative, 3 run(s)."
+    )
+    assert not at.progress  # it reached 100 % and went
     steps = at.dataframe[0].value
     assert list(steps["step"]) == list(PIPELINE_STEPS)
-    assert len(steps) == 7
-    assert (steps["wall ms"] > 0).all()
+    assert list(steps.columns) == [
+        "step",
+        "wall (ms)",
+        "CPU (ms)",
+        "peak memory (MB)",
+        "megapixels/s",
+    ]
+    assert (steps["wall (ms)"] > 0).all()
+    # the luminance step allocates its 16-bit output at least (the issue saw 0 MB)
+    luminance = steps.set_index("step").loc["luminance", "peak memory (MB)"]
+    assert luminance >= 600 * 150 * 2 / 2**20
     ranking, history = _charts(at)
     assert _chart_title(ranking).startswith("Bottlenecks")
     bars = ranking["data"][0]
@@ -223,9 +243,14 @@ def test_profiling_an_upload_ranks_the_pipeline_steps(app: NewApp, empty_store: 
     assert sum(bars["x"]) == pytest.approx(100.0)
     assert list(bars["x"]) == sorted(bars["x"])  # the worst drawn last, on top
     # the upload is published, so the ranking across uploads already holds it
+    assert _chart_title(history).startswith("Bottlenecks across uploads, per megapixel")
     assert sorted(history["data"][0]["y"]) == sorted(bars["y"])
+    assert any(c.value.startswith("1 upload(s), 3 pipeline run(s)") for c in at.caption)
     assert at.metric[0].label == "Estimated time for a batch of 24 such images"
+    assert any(c.value.startswith("Median of 3 runs; p10–p90 range ") for c in at.caption)
     assert at.get("download_button")[0].label == "Download the negative (16-bit TIFF)"
+    (upscaled,) = at.warning  # 600 pixels to a 1800-pixel print
+    assert upscaled.value.startswith("The image is upscaled 3× (600×150 → 1800×450)")
 
 
 def _png(image: Image.Image, **params: Any) -> bytes:
@@ -267,18 +292,196 @@ def test_a_bad_upload_gives_a_clear_error(
     assert expected in error
 
 
-def test_a_decompression_bomb_is_refused(
-    app: NewApp, empty_store: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def image_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], None]]:
+    """Sets PTPD_MONITORING_MAX_IMAGE_MEGAPIXELS (the settings are read once a process)."""
+
+    def set_limit(megapixels: float) -> None:
+        monkeypatch.setenv(MAX_IMAGE_SETTING, str(megapixels))
+        get_settings.cache_clear()
+
+    yield set_limit
+    monkeypatch.delenv(MAX_IMAGE_SETTING, raising=False)
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(("name", "mime"), [("huge.tif", "image/tiff"), ("huge.png", "image/png")])
+def test_an_image_over_the_limit_names_size_limit_and_setting(
+    app: NewApp, empty_store: Path, image_limit: Callable[[float], None], name: str, mime: str
 ) -> None:
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the tablet has 90,000 pixels
-    at = _profile(_open(app, "profiling"), "huge.tif", TABLET, "image/tiff")
+    image_limit(0.05)  # the tablet has 90,000 pixels
+    data = TABLET if name.endswith(".tif") else _png(Image.new("L", (600, 150)))
+    at = _profile(_open(app, "profiling"), name, data, mime)
 
     assert not at.exception
     assert not at.success
+    assert not at.progress
     (error,) = _errors(at)
-    assert error.startswith("`huge.tif` can't be profiled:")
-    assert "too large to process safely" in error
-    assert "90000 pixels" in error
+    assert error == (
+        f"`{name}` can't be profiled: The image is 0.09 megapixels (600 × 150 pixels), more "
+        f"than the limit of 0.05 megapixels set by {MAX_IMAGE_SETTING}; raise that setting or "
+        "upload a smaller image."
+    )
+
+
+def test_pillows_own_bomb_limit_does_not_apply(
+    app: NewApp, empty_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pillow would refuse the 2-megapixel upload (not the page's 800-pixel preview of it).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500_000)
+    data = _png(Image.new("L", (2000, 1000)))
+    at = _profile(_open(app, "profiling"), "scan.png", data, "image/png", runs=1)
+
+    assert not at.exception
+    assert _errors(at) == []
+    assert at.success[0].value.startswith("`scan.png`: 2000×1000 8-bit greyscale")
+
+
+def test_an_image_the_memory_cannot_hold_is_refused(
+    app: NewApp, empty_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imaging, "_available_memory", lambda: 50 * 2**20)
+    at = _profile(_open(app, "profiling"), "tablet.tif", TABLET, "image/tiff")
+
+    assert not at.exception
+    (error,) = _errors(at)
+    assert error.startswith("`tablet.tif` can't be profiled: The image (0.09 megapixels, 16-bit ")
+    assert "but only 50 MB is available" in error
+
+
+def test_a_120_megapixel_image_is_profiled(app: NewApp, empty_store: Path) -> None:
+    out = io.BytesIO()
+    tifffile.imwrite(out, np.full((10_000, 12_000), 200, dtype=np.uint8))  # 120 MB, cheaply
+    at = _open(app, "profiling")
+    at.file_uploader(key="profiling_upload").set_value(("scan.tif", out.getvalue(), "image/tiff"))
+    at.run(timeout=120)
+    at.slider(key="profiling_runs").set_value(1).run(timeout=120)
+    at.button(key="profiling_run").click().run(timeout=300)
+
+    assert not at.exception
+    assert _errors(at) == []
+    (success,) = at.success
+    assert success.value == (
+        "`scan.tif`: 12000×10000 8-bit greyscale → 1800×1500 negative, 1 run(s)."
+    )
+    assert not at.warning
+    steps = at.dataframe[0].value.set_index("step")
+    assert steps.loc["luminance", "peak memory (MB)"] >= 12_000 * 10_000 * 2 / 2**20
+    assert any(c.value.startswith("From one run, which gives no range") for c in at.caption)
+
+
+def _rgb16_tiff() -> bytes:
+    pixels = np.random.default_rng(3).integers(0, 65536, (200, 300, 3), dtype=np.uint16)
+    out = io.BytesIO()
+    tifffile.imwrite(out, pixels, photometric="rgb")
+    return out.getvalue()
+
+
+def test_a_tiny_image_says_it_is_upscaled(app: NewApp, empty_store: Path) -> None:
+    at = _profile(_open(app, "profiling"), "dot.png", _png(Image.new("L", (1, 1))), "image/png")
+
+    assert at.success[0].value.startswith("`dot.png`: 1×1 8-bit greyscale → 1800×1800 negative")
+    (upscaled,) = at.warning
+    assert upscaled.value.startswith("The image is upscaled 1.8e+03× (1×1 → 1800×1800)")
+
+
+def test_the_ranking_across_uploads_counts_uploads_only(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]]
+) -> None:
+    _, summary = populated_store
+    at = _profile(_open(app, "profiling"), "tablet.tif", TABLET, "image/tiff", runs=2)
+
+    assert not at.exception
+    titles = [_chart_title(figure) for figure in _charts(at)]
+    assert [t.split(",")[0].split(" (")[0] for t in titles] == [
+        "Bottlenecks",  # this upload's runs
+        "Bottlenecks across uploads",  # uploads only: the demo's tablets are not among them
+        "Bottlenecks of the demo and app runs",  # ranked apart
+    ]
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("1 upload(s), 2 pipeline run(s) in the last") for c in captions)
+    assert any(c.startswith(f"{summary['pipeline_runs']} pipeline run(s)") for c in captions)
+    by_size = at.dataframe[1].value
+    assert list(by_size.columns) == ["under 1 MP"]
+    assert list(by_size.index) == list(PIPELINE_STEPS)
+
+
+def _stored_profiles(runs: list[tuple[int, float, str | None]]) -> pd.DataFrame:
+    """Profiles as the store returns them: (source pixels, ms per megapixel, source) per run."""
+    rows = []
+    for index, (pixels, ms_per_mp, source) in enumerate(runs):
+        for step in PIPELINE_STEPS:
+            rows.append(
+                {
+                    "operation": f"pipeline.{step}",
+                    "success": True,
+                    "pixels": pixels,
+                    "wall_time_s": ms_per_mp * pixels / 1e6 / 1000,
+                    "source": source,
+                    "upload_id": f"u{index // 3}" if source else None,
+                    "image_pixels": pixels if source else None,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_size_differences_do_not_pass_for_jitter() -> None:
+    """The issue: tablets and 88 MP scans ranked together made every step 'unstable'."""
+    tablet, scan = 1200 * 300, 88_000_000
+    runs = [(tablet, 100.0 + i, "upload") for i in range(6)]
+    runs += [(scan, 10.0 + i / 10, "upload") for i in range(6)]
+    ranked = rank_uploads(_stored_profiles(runs))
+
+    assert ranked.runs == 12 and ranked.uploads == 4 and ranked.left_out == 0
+    assert not [entry for entry in ranked.ranking if entry["unstable"]]
+    assert max(entry["slowdown_factor"] for entry in ranked.ranking) < 1.1
+    assert list(ranked.by_size.columns) == ["under 1 MP", "30–100 MP"]
+    assert ranked.by_size.loc["decode", "30–100 MP"] == pytest.approx(10.25)
+    assert sum(entry["share_of_total"] for entry in ranked.ranking) == pytest.approx(1.0)
+
+
+def test_jitter_within_a_size_class_is_unstable() -> None:
+    runs = [(4_000_000, ms, "upload") for ms in (10, 10, 10, 11, 30, 31)]
+    ranked = rank_uploads(_stored_profiles(runs))
+    assert all(entry["unstable"] for entry in ranked.ranking)
+
+
+def test_runs_that_are_not_uploads_are_ranked_apart() -> None:
+    runs = [(360_000, 50.0, None)] * 4 + [(24_000_000, 20.0, "upload")] * 2
+    profiles = _stored_profiles(runs)
+
+    uploads = rank_uploads(profiles)
+    assert (uploads.runs, uploads.left_out) == (2, 4)
+    assert uploads.by_size.columns.tolist() == ["10–30 MP"]
+    others = rank_uploads(profiles, uploads=False)
+    assert (others.runs, others.left_out, others.uploads) == (4, 2, 0)
+    assert others.by_size.columns.tolist() == ["under 1 MP"]
+    assert rank_uploads(profiles.drop(columns=["source", "image_pixels"])).runs == 0
+    assert size_class(999_999) == "under 1 MP" and size_class(100e6) == "100 MP and over"
+
+
+def test_the_batch_estimate_has_a_range_from_two_runs_on(empty_store: Path) -> None:
+    three = profile_upload(TABLET, runs=3, batch_size=10)
+    assert three.batch is not None
+    assert three.batch.p10_s is not None and three.batch.p90_s is not None
+    assert three.batch.p10_s <= three.batch.median_s <= three.batch.p90_s
+    assert three.batch.runs == 3 and three.batch.batch_size == 10
+    one = profile_upload(TABLET, runs=1)
+    assert one.batch is not None and one.batch.p10_s is None and one.batch.runs == 1
+
+
+def test_a_session_keeps_only_what_the_page_shows(empty_store: Path) -> None:
+    data = _png(Image.new("L", (3000, 2000), 90))
+    outcome = profile_upload(data, runs=1, gamma=1.4)
+    kept = [v for v in vars(outcome).values() if isinstance(v, bytes | np.ndarray)]
+    assert kept == [outcome.preview_png]  # no pixel arrays, no negative: an 800-pixel preview
+    with Image.open(io.BytesIO(outcome.preview_png)) as preview:
+        assert max(preview.size) == 800
+    # the download makes the negative again, the same as profiled
+    with Image.open(io.BytesIO(outcome.negative_tiff(data))) as negative:
+        assert (negative.mode, negative.size) == ("I;16", (1800, 1200))
+        expected = imaging.run_pipeline(data, long_edge_px=1800, gamma=1.4).negative
+        np.testing.assert_array_equal(np.asarray(negative), expected)
 
 
 def test_a_failed_upload_replaces_the_previous_result(app: NewApp, empty_store: Path) -> None:
@@ -344,14 +547,23 @@ def test_the_unusual_inputs_are_what_they_claim() -> None:
 @pytest.mark.parametrize(
     ("name", "data", "mime", "source"),
     [
-        ("animated.gif", _animated_gif(), "image/gif", "90×60"),
-        ("cmyk.jpg", _cmyk_jpeg(), "image/jpeg", "90×60 CMYK"),
-        ("tablet16.tif", TABLET, "image/tiff", "600×150 I;16"),
-        ("alpha.png", _rgba_png(), "image/png", "90×60 RGBA"),
-        ("palette.png", _palette_png(), "image/png", "90×60 P"),
-        ("rotated.jpg", _exif_rotated_jpeg(), "image/jpeg", "60×90 RGB"),  # upright
+        ("animated.gif", _animated_gif(), "image/gif", "90×60 8-bit"),
+        ("cmyk.jpg", _cmyk_jpeg(), "image/jpeg", "90×60 8-bit CMYK"),
+        ("tablet16.tif", TABLET, "image/tiff", "600×150 16-bit greyscale"),
+        ("rgb16.tif", _rgb16_tiff(), "image/tiff", "300×200 16-bit RGB →"),
+        ("alpha.png", _rgba_png(), "image/png", "90×60 8-bit RGBA"),
+        ("palette.png", _palette_png(), "image/png", "90×60 8-bit palette"),
+        ("rotated.jpg", _exif_rotated_jpeg(), "image/jpeg", "60×90 8-bit RGB"),  # upright
     ],
-    ids=["animated-gif", "cmyk-jpeg", "16-bit-tiff", "rgba-png", "palette-png", "exif-rotated"],
+    ids=[
+        "animated-gif",
+        "cmyk-jpeg",
+        "16-bit-tiff",
+        "16-bit-rgb-tiff",
+        "rgba-png",
+        "palette-png",
+        "exif-rotated",
+    ],
 )
 def test_unusual_but_valid_images_are_profiled(
     app: NewApp, empty_store: Path, name: str, data: bytes, mime: str, source: str

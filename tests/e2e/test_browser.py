@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium, served by ``streamlit run`` over a demo store.
 
-Also refreshes the README's screenshots in docs/screenshots/.
+Each page is screenshotted into a temporary folder; with ``PTPD_SCREENSHOTS_DIR`` set (``make
+screenshots`` sets it to docs/screenshots/) the screenshots go there, refreshing the README's.
 """
 
 from __future__ import annotations
@@ -8,18 +9,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import tifffile
+from PIL import Image
 from playwright.sync_api import Page, expect
 
-from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS, step_tablet_tiff
+from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS
 
 pytestmark = pytest.mark.e2e
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS_ENV = "PTPD_SCREENSHOTS_DIR"
 WAIT_MS = 30_000
 
 # url path (also the screenshot's name), sidebar label, page title
@@ -46,20 +51,32 @@ def _charts_titled(page: Page, *titles: str) -> None:
         page.locator(CHART_TITLES, has_text=title).first.wait_for(timeout=WAIT_MS)
 
 
-def _screenshot(page: Page, name: str) -> None:
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: ``$PTPD_SCREENSHOTS_DIR`` when set, else a temporary folder.
+
+    So ``make test`` never rewrites the committed docs/screenshots/; ``make screenshots`` does.
+    """
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    return Path(chosen).resolve() if chosen else tmp_path_factory.mktemp("screenshots")
+
+
+def _screenshot(page: Page, folder: Path, name: str) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the viewport to fit."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     viewport = page.viewport_size or {"width": 1280, "height": 800}
     height = page.locator('[data-testid="stMainBlockContainer"]').evaluate(
         "e => Math.ceil(e.getBoundingClientRect().bottom)"
     )
     page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], height)})
     page.wait_for_timeout(500)  # let plotly relayout and transitions end (STREAMLIT.md pitfall 3)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True, animations="disabled")
+    page.screenshot(path=folder / f"{name}.png", full_page=True, animations="disabled")
     page.set_viewport_size(viewport)
 
 
-def test_overview_gauges_show_live_numbers(browser_page: Page, demo_dashboard: Any) -> None:
+def test_overview_gauges_show_live_numbers(
+    browser_page: Page, demo_dashboard: Any, screenshots: Path
+) -> None:
     page = browser_page
     page.goto(demo_dashboard.url)
 
@@ -76,7 +93,7 @@ def test_overview_gauges_show_live_numbers(browser_page: Page, demo_dashboard: A
         re.compile(r"^[1-9][\d,]*$"), timeout=WAIT_MS
     )
     _charts_titled(page, "CPU %, last 10 min")
-    _screenshot(page, "overview")
+    _screenshot(page, screenshots, "overview")
 
 
 # What each page draws from the demo store, waited for before its screenshot.
@@ -91,7 +108,9 @@ CONTENT = {
 }
 
 
-def test_every_page_opens_from_the_sidebar(browser_page: Page, demo_dashboard: Any) -> None:
+def test_every_page_opens_from_the_sidebar(
+    browser_page: Page, demo_dashboard: Any, screenshots: Path
+) -> None:
     page = browser_page
     page.goto(demo_dashboard.url)
     _title(page, "Overview")
@@ -111,41 +130,60 @@ def test_every_page_opens_from_the_sidebar(browser_page: Page, demo_dashboard: A
         else:
             page.locator(GAUGE_NUMBERS).first.wait_for(timeout=WAIT_MS)
         if url_path not in ("overview", "profiling"):  # those two get theirs in their own test
-            _screenshot(page, url_path)
+            _screenshot(page, screenshots, url_path)
 
 
-def test_profiling_a_16_bit_tiff_ranks_the_steps(
+def _rgb16_tiff(width: int, height: int) -> bytes:
+    """A 16-bit RGB TIFF: smooth ramps whose values are not multiples of 257."""
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 50 + 7, y * 70 + 11, (x + y) * 20 + 3], axis=-1) % 65536
+    out = io.BytesIO()
+    tifffile.imwrite(out, pixels.astype(np.uint16), photometric="rgb")
+    return out.getvalue()
+
+
+def test_profiling_a_16_bit_rgb_tiff_ranks_the_steps(
     browser_page: Page,
     demo_dashboard: Any,
     tmp_path: Path,
+    screenshots: Path,
 ) -> None:
-    tablet = tmp_path / "step-tablet.tif"
-    tablet.write_bytes(step_tablet_tiff(1200, 300, 21))
+    scan = tmp_path / "scan-16bit.tif"
+    scan.write_bytes(_rgb16_tiff(1200, 800))
     page = browser_page
     page.goto(f"{demo_dashboard.url}/profiling")
     _title(page, "Image profiling")
 
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(tablet)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(scan)
     expect(page.locator('[data-testid="stFileChipName"]')).to_have_text(
-        "step-tablet.tif", timeout=WAIT_MS
+        "scan-16bit.tif", timeout=WAIT_MS
     )
     page.get_by_role("button", name="Profile", exact=True).click()
 
     success = page.locator('[data-testid="stAlertContentSuccess"]')
-    expect(success).to_contain_text("step-tablet.tif", timeout=WAIT_MS)
-    expect(success).to_contain_text("1200×300 I;16")
-    expect(page.locator('[data-testid="stProgress"] [role="progressbar"]')).to_have_attribute(
-        "aria-valuenow", "100", timeout=WAIT_MS
-    )
-    # this upload's ranking plus the ranking across uploads
+    expect(success).to_contain_text("scan-16bit.tif", timeout=WAIT_MS)
+    expect(success).to_contain_text("1200×800 16-bit RGB → 1800×1200 negative")
+    # the progress bar reached 100 % and went away
+    expect(page.locator('[data-testid="stProgress"]')).to_have_count(0, timeout=WAIT_MS)
+    # this upload's ranking, the ranking across uploads, and the demo's runs apart from them
     bottlenecks = page.locator(CHART_TITLES, has_text="Bottlenecks")
-    expect(bottlenecks).to_have_count(2, timeout=WAIT_MS)
+    expect(bottlenecks).to_have_count(3, timeout=WAIT_MS)
     ranking = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Bottlenecks").first
     bars = ranking.locator("g.ytick text").all_text_contents()
     assert sorted(bars) == sorted(f"pipeline.{step}" for step in PIPELINE_STEPS)
+    expect(page.locator(CHART_TITLES, has_text="Bottlenecks across uploads")).to_have_count(1)
+    expect(page.get_by_text("p10–p90 range", exact=False)).to_have_count(1)
     page.locator('[data-testid="stImage"] img').first.wait_for(timeout=WAIT_MS)
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
-    _screenshot(page, "profiling")
+
+    button = page.locator(
+        '[data-testid="stDownloadButton"] button', has_text="Download the negative"
+    )
+    with page.expect_download(timeout=WAIT_MS) as info:
+        button.click()
+    with Image.open(Path(info.value.path())) as negative:
+        assert (negative.mode, negative.size) == ("I;16", (1800, 1200))
+    _screenshot(page, screenshots, "profiling")
 
 
 def test_daily_report_downloads_parse(browser_page: Page, demo_dashboard: Any) -> None:

@@ -30,6 +30,8 @@ import os
 import sys
 import time
 
+from ptpd_calibration.monitoring import frames
+
 
 def record(n: int, explicit_flush: bool) -> None:
     from ptpd_calibration.monitoring import flush, get_api_tracker, get_monitor
@@ -63,7 +65,7 @@ def read() -> None:
     from ptpd_calibration.monitoring import get_store
 
     store = get_store()
-    frame = store.metrics_frame()
+    frame = frames.metrics_frame(store)
     per_series = {
         name: {
             "count": len(group),
@@ -71,7 +73,7 @@ def read() -> None:
         }
         for name, group in frame.groupby("operation")
     }
-    api = store.api_frame()
+    api = frames.api_frame(store)
     print(json.dumps({"metrics": per_series, "api_requests": len(api)}), flush=True)
 
 

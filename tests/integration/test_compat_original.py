@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
@@ -38,6 +38,9 @@ from ptpd_calibration.monitoring import (
     get_resource_monitor,
 )
 
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
 STATS_COLUMNS = [
     "operation",
     "count",
@@ -52,16 +55,6 @@ STATS_COLUMNS = [
     "p99",
     "unit",
 ]
-
-
-class Clock:
-    """A cache clock the test moves by hand (``CacheManager(clock=...)``)."""
-
-    def __init__(self) -> None:
-        self.now = 1_750_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def csv_tables(text: str) -> dict[str, list[dict[str, str]]]:
@@ -271,14 +264,13 @@ def test_get_response_times_of_every_endpoint() -> None:
 
 
 @pytest.mark.parametrize("backend", ["memory", "disk"])
-def test_ttl_zero_never_expires(backend: str, tmp_path: Path) -> None:
-    clock = Clock()
+def test_ttl_zero_never_expires(backend: str, tmp_path: Path, clock: FakeClock) -> None:
     cache = CacheManager(default_ttl=0, backend=backend, directory=tmp_path, clock=clock)
     cache.set("key1", "value1")
     cache.set("key2", "value2", ttl=0)
     cache.set("key3", "value3", ttl=1)
 
-    clock.now += 100 * 365 * 86_400.0
+    clock.advance(100 * 365 * 86_400.0)
 
     assert cache.get("key1") == "value1"
     assert cache.get("key2") == "value2"
@@ -297,15 +289,14 @@ def test_bad_ttls_still_raise(backend: str, ttl: float, tmp_path: Path) -> None:
         cache.set("key", "value", ttl=ttl)
 
 
-def test_ttl_expiration_and_cleanup_as_the_original_tests_did() -> None:
-    clock = Clock()
+def test_ttl_expiration_and_cleanup_as_the_original_tests_did(clock: FakeClock) -> None:
     cache = CacheManager(default_ttl=1, clock=clock)
     cache.set("key1", "value1")
     cache.set("key2", "value2")
     cache.set("key3", "value3", ttl=10)
     assert cache.get("key1") == "value1"
 
-    clock.now += 1.1
+    clock.advance(1.1)
 
     assert cache.cleanup_expired() == 2
     assert cache.get_size() == 1

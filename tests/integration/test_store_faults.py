@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptpd_calibration.monitoring import PerformanceMonitor
+from ptpd_calibration.monitoring import PerformanceMonitor, frames
 from ptpd_calibration.monitoring._codec import encode_columns
 from ptpd_calibration.monitoring._flusher import FLUSHER
 from ptpd_calibration.monitoring.store import (
@@ -190,7 +190,7 @@ def test_one_malformed_row_costs_only_itself(tmp_path: Path, damage: str) -> Non
     reader = SampleStore(folder)
     assert reader.read_columns(METRIC, "op").size == 100
     assert reader.load_monitor().get_statistics("op")["count"] == 100
-    assert len(reader.metrics_frame()) == 100
+    assert len(frames.metrics_frame(reader)) == 100
     assert reader.refused_rows == 1
     assert any("not readable" in problem for problem in reader.check())
 
@@ -351,3 +351,133 @@ def test_doctor_shows_the_samples_another_process_dropped(tmp_path: Path) -> Non
     done = _doctor(folder)
     assert done.returncode == 0, done.stderr
     assert f"pid {os.getpid()}: 1234 samples not written" in done.stdout
+
+
+def test_what_still_waits_at_exit_is_counted_and_said(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("where the store's folder should be")
+    code = textwrap.dedent(
+        f"""
+        from ptpd_calibration.monitoring import PerformanceMonitor, SampleStore
+        monitor = PerformanceMonitor(store=SampleStore({str(blocker / "store")!r}))
+        for i in range(500):
+            monitor.record_metric("op", float(i))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "500 samples were not written" in done.stderr
+    assert "the process ended before" in done.stderr
+
+
+def test_a_forked_child_starts_with_its_own_counters_and_nothing_waiting(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    store = SampleStore(blocker / "store")
+    assert store.write([batch(0, 1000)]) is False
+    store.count_overflow(7)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its view, then leave without running the parent's exit
+        os.close(read)
+        view = (store.waiting_samples, store.dropped_samples, store.error_count)
+        store.write([batch(5000, 10)])
+        after = (store.waiting_samples, store.dropped_samples)
+        os.write(write, json.dumps([view, after]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        view, after = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert view == [0, 0, 0]  # the parent's waiting batches and counts stay the parent's
+    assert after == [10, 0]  # its own batch waits; nothing of its own is dropped
+    assert store.waiting_samples == 1000 and store.dropped_samples == 7
+
+
+def test_a_dropped_monitor_finalised_under_the_write_lock_hands_over_and_never_deadlocks(
+    tmp_path: Path,
+) -> None:
+    """The garbage collector finalises wherever it runs, even inside a write: the finaliser
+    must neither lock nor write, and its samples still reach the store."""
+    import gc
+
+    store = SampleStore(tmp_path / "store")
+    monitor = PerformanceMonitor(store=store)
+    monitor.record_metric("dropped", 1.0)
+    monitor.cycle = monitor  # type: ignore[attr-defined]  # only the cyclic GC frees it
+    del monitor
+    with store._write_lock:  # as if the collector ran inside _write_waiting
+        gc.collect()  # runs the finaliser here: it must return, not wait on this lock
+    assert store.write([]) is True
+    assert store.read_columns(METRIC, "dropped").size == 1
+
+
+def test_a_child_forked_while_the_flusher_writes_can_write(tmp_path: Path) -> None:
+    """No fork in the middle of a write transaction: the child would inherit it, locked."""
+    import threading
+
+    store = SampleStore(tmp_path / "store")
+    assert store.write([batch(0)])
+    busy = threading.Event()
+    stop = threading.Event()
+
+    def writing() -> None:
+        n = 1000
+        while not stop.is_set():
+            store.write([batch(n, 500)])
+            n += 500
+            busy.set()
+
+    writer = threading.Thread(target=writing)
+    writer.start()
+    busy.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            ok = SampleStore(tmp_path / "store").write([batch(10**7, 5, "child")])
+            mine = store.write([batch(10**7, 5, "child-inherited")])
+            os._exit(0 if ok and mine else 1)
+    finally:
+        stop.set()
+        writer.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert stored_values(tmp_path / "store", "child-inherited") == list(range(10**7, 10**7 + 5))
+
+
+def test_repair_never_moves_a_merely_locked_database_aside(tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    assert SampleStore(folder).write([batch(0)])
+    holder = sqlite3.connect(folder / "cache.db", timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds it
+    try:
+        with pytest.raises(StoreError):
+            SampleStore(folder).repair()
+        with pytest.raises(StoreError):
+            SampleStore(folder).clear()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert not list(folder.glob("cache.db.corrupt-*"))
+    assert stored_values(folder) == list(range(100))
+
+
+def test_a_record_row_without_a_time_is_found_and_does_not_stop_compaction(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "store"
+    store = SampleStore(folder)
+    for i in range(3):
+        assert store.write([RecordBatch(PROFILE, "a", [{"ts": T0 + i, "n": i}])])
+        assert store.write([RecordBatch(PROFILE, "b", [{"ts": T0 + i, "n": i}])])
+    with sqlite3.connect(folder / "cache.db") as con:
+        con.execute(
+            "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, "
+            "tag, size, mode, filename, value) VALUES (?, 1, 0, NULL, 0, 0, NULL, 0, 1, NULL, ?)",
+            (f"profile|a|{T0 + 5:017.6f}|1|1", json.dumps([{"ts": None, "n": 9}])),
+        )
+    assert any("not readable" in problem for problem in store.check())
+    assert store.compact(older_than=T0 + 7200) == 4  # two merges in each series
+    assert [r["n"] for r in store.read_records(PROFILE, "b")] == [0, 1, 2]
+    assert [r["n"] for r in store.read_records(PROFILE, "a")] == [0, 1, 2]

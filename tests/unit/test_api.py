@@ -7,20 +7,20 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
-from ptpd_calibration.monitoring import api as api_module
-from ptpd_calibration.monitoring import monitor as monitor_module
-from ptpd_calibration.monitoring._flusher import FLUSHER
 from ptpd_calibration.monitoring.api import APIPerformanceTracker, RequestTimer
 from ptpd_calibration.monitoring.models import APIMetric
 from ptpd_calibration.monitoring.settings import get_settings
 from ptpd_calibration.monitoring.store import SampleStore
 
-T0 = 1_750_000_000.0
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+T0 = 1_750_000_000.0  # where the clock fixture starts
 STATS_KEYS = {
     "count",
     "error_count",
@@ -48,31 +48,10 @@ REPORT_KEYS = {
 }
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Pins the request timestamps (api) and "now" of timedelta windows (monitor.window)."""
-    fake = FakeClock()
-    monkeypatch.setattr(api_module, "time", fake)
-    monkeypatch.setattr(monitor_module, "time", fake)
-    return fake
-
-
-@pytest.fixture
-def tracker() -> APIPerformanceTracker:
-    return APIPerformanceTracker(max_history=100_000)
-
-
-@pytest.fixture
-def no_background_flush(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FLUSHER, "register", lambda *args, **kwargs: None)
+def tracker(clock: FakeClock) -> APIPerformanceTracker:
+    """On the clock fixture: request timestamps and "now" of timedelta windows."""
+    return APIPerformanceTracker(max_history=100_000, clock=clock)
 
 
 def _ms(durations_s: list[float]) -> np.ndarray:
@@ -420,7 +399,7 @@ def test_get_requests_sorted_across_endpoints(
 
 
 def test_max_history_bounds_each_series(clock: FakeClock) -> None:
-    tracker = APIPerformanceTracker(max_history=5)
+    tracker = APIPerformanceTracker(max_history=5, clock=clock)
     for i in range(50):
         tracker.track_request("/api/a", i / 1000, 200)
 
@@ -525,7 +504,7 @@ def test_clear(tracker: APIPerformanceTracker) -> None:
 @pytest.mark.usefixtures("no_background_flush")
 def test_store_round_trip(tmp_path: Path, clock: FakeClock) -> None:
     store = SampleStore(tmp_path / "s")
-    tracker = APIPerformanceTracker(store=store)
+    tracker = APIPerformanceTracker(store=store, clock=clock)
     assert tracker.store is store
     tracker.track_request("/api/a", 0.010, 200, metadata={"session_id": "s1"})
     clock.now = T0 + 1
@@ -563,7 +542,7 @@ def test_store_round_trip(tmp_path: Path, clock: FakeClock) -> None:
 @pytest.mark.usefixtures("no_background_flush")
 def test_store_window_and_incremental_flush(tmp_path: Path, clock: FakeClock) -> None:
     store = SampleStore(tmp_path / "s")
-    tracker = APIPerformanceTracker(store=store)
+    tracker = APIPerformanceTracker(store=store, clock=clock)
     tracker.track_request("/api/a", 0.010, 200)
     tracker.flush()
     clock.now = T0 + 100

@@ -12,13 +12,16 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 import ptpd_calibration.monitoring as monitoring
 from ptpd_calibration.monitoring.api import APIPerformanceTracker
 from ptpd_calibration.monitoring.asgi import MonitoringMiddleware
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
@@ -48,16 +51,6 @@ class FakeMount:
 
     def __post_init__(self) -> None:
         self.path_format = self.path + "/{path}"
-
-
-class Clock:
-    """A clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def http_scope(
@@ -228,20 +221,21 @@ def test_a_mount_of_a_plain_app_is_one_endpoint(tracker: APIPerformanceTracker) 
 # -- timing ------------------------------------------------------------------------------------
 
 
-def test_a_stream_is_timed_to_its_last_chunk(tracker: APIPerformanceTracker) -> None:
-    clock = Clock()
+def test_a_stream_is_timed_to_its_last_chunk(
+    tracker: APIPerformanceTracker, clock: FakeClock
+) -> None:
     seen_before_last_chunk: list[int] = []
 
     async def stream(scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = FakeRoute("/stream")
-        clock.now += 1.0
+        clock.advance(1.0)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for _ in range(3):
-            clock.now += 1.0
+            clock.advance(1.0)
             await send({"type": "http.response.body", "body": b"chunk", "more_body": True})
-        clock.now += 1.0
+        clock.advance(1.0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        clock.now += 10.0  # cleanup after the response does not count
+        clock.advance(10.0)  # cleanup after the response does not count
 
     async def server_send(message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body"):
@@ -258,14 +252,15 @@ def test_a_stream_is_timed_to_its_last_chunk(tracker: APIPerformanceTracker) -> 
     assert tracker.get_response_times("/stream") == [5000.0]
 
 
-def test_an_app_that_ends_mid_stream_is_timed_to_its_end(tracker: APIPerformanceTracker) -> None:
-    clock = Clock()
+def test_an_app_that_ends_mid_stream_is_timed_to_its_end(
+    tracker: APIPerformanceTracker, clock: FakeClock
+) -> None:
 
     async def gone(scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = FakeRoute("/stream")
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
-        clock.now += 2.0  # the client went away; the app stops streaming
+        clock.advance(2.0)  # the client went away; the app stops streaming
 
     run(MonitoringMiddleware(gone, tracker=tracker, clock=clock), http_scope("/stream"))
 
@@ -284,15 +279,14 @@ def test_an_app_that_never_answers_is_a_500(tracker: APIPerformanceTracker) -> N
     assert request.error == "the app returned without sending a response"
 
 
-def test_a_pathsend_ends_the_response(tracker: APIPerformanceTracker) -> None:
-    clock = Clock()
+def test_a_pathsend_ends_the_response(tracker: APIPerformanceTracker, clock: FakeClock) -> None:
 
     async def file_app(scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = FakeRoute("/file")
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        clock.now += 3.0
+        clock.advance(3.0)
         await send({"type": "http.response.pathsend", "path": "/tmp/x"})
-        clock.now += 5.0
+        clock.advance(5.0)
 
     run(MonitoringMiddleware(file_app, tracker=tracker, clock=clock), http_scope("/file"))
 

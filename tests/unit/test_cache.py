@@ -12,41 +12,27 @@ import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
 import numpy as np
 import pytest
 
+from ptpd_calibration.monitoring import frames
 from ptpd_calibration.monitoring.cache import CacheManager
 from ptpd_calibration.monitoring.models import CacheStats
 from ptpd_calibration.monitoring.settings import get_settings
 from ptpd_calibration.monitoring.store import CACHE, SampleStore
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 BACKENDS = ["memory", "disk"]
 
 # ----------------------------------------------------------------------------- helpers
 
 
-class FakeClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 MakeCache = Callable[..., CacheManager]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -555,7 +541,7 @@ def test_snapshots_reach_the_store_on_flush(tmp_path: Path) -> None:
     cache.get("b")
     cache.flush()
 
-    frame = store.cache_stats(name="negatives")
+    frame = frames.cache_stats(store, name="negatives")
     latest = frame.iloc[-1]
     assert latest["cache"] == "negatives" and latest["pid"] == os.getpid()
     assert (latest["hits"], latest["misses"], latest["size"]) == (2, 1, 1)
@@ -566,7 +552,7 @@ def test_snapshots_reach_the_store_on_flush(tmp_path: Path) -> None:
     rows = len(frame)
     cache.flush()
     cache.flush()
-    assert len(store.cache_stats(name="negatives")) == rows
+    assert len(frames.cache_stats(store, name="negatives")) == rows
 
 
 def test_a_cache_without_a_store_publishes_nowhere(isolated_monitoring_env: Path) -> None:

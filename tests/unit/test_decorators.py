@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from ptpd_calibration.monitoring import decorators
 from ptpd_calibration.monitoring.decorators import profiled, timed
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.profiler import ImageProcessingProfiler
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 Decorator = Callable[..., Any]
 
@@ -231,16 +234,15 @@ def test_profiled_records_a_failed_call_and_re_raises(profiler: ImageProcessingP
 
 
 def test_profiled_measures_around_the_await(
-    profiler: ImageProcessingProfiler, monkeypatch: pytest.MonkeyPatch
+    profiler: ImageProcessingProfiler, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
-    now = [10.0]
-    monkeypatch.setattr(decorators, "_wall_clock", lambda: now[0])
+    monkeypatch.setattr(decorators, "_wall_clock", clock)  # the async profile's documented pin
 
     @profiled("scan")
     async def scan(dpi: int) -> int:
-        now[0] += 1.5
+        clock.advance(1.5)
         await asyncio.sleep(0)
-        now[0] += 2.5
+        clock.advance(2.5)
         return dpi * 2
 
     assert inspect.iscoroutinefunction(scan)

@@ -8,23 +8,31 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
+import warnings
+import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image, features
+import tifffile
+from PIL import Image, ImageOps, features
 
 from ptpd_calibration.monitoring import imaging
 from ptpd_calibration.monitoring.imaging import (
+    MAX_IMAGE_SETTING,
     PIPELINE_STEPS,
     PRINT_SIZES,
     ImageInputError,
     apply_tone_curve,
     decode_image,
+    describe_pixels,
     encode_tiff16,
     generate_step_tablet,
     invert_to_negative,
+    pixel_mode,
+    pixel_size,
     preview_png,
     resize_to_print,
     run_pipeline,
@@ -58,17 +66,38 @@ def gradient16(width: int, height: int) -> npt.NDArray[np.uint16]:
     return ramp
 
 
-def rgb16_tiff(pixels: npt.NDArray[np.uint16]) -> bytes:
-    """Hand-written little-endian, uncompressed 16-bit-per-channel RGB TIFF."""
+def lzw(data: bytes) -> bytes:
+    """TIFF LZW of a short byte string (under 250 codes, so every code stays 9 bits)."""
+    table = {bytes([i]): i for i in range(256)}
+    codes, word = [256], b""  # Clear first
+    for value in data:
+        longer = word + bytes([value])
+        if longer in table:
+            word = longer
+            continue
+        codes.append(table[word])
+        table[longer] = 258 + len(table) - 256
+        word = bytes([value])
+    codes += [table[word], 257]  # the rest, then end of information
+    assert max(codes) < 500
+    bits = "".join(f"{code:09b}" for code in codes)
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def rgb16_tiff(pixels: npt.NDArray[np.uint16], compression: int = 1) -> bytes:
+    """Hand-written little-endian 16-bit-per-channel RGB TIFF, uncompressed or LZW (5)."""
     height, width, _ = pixels.shape
     data = pixels.astype("<u2").tobytes()
+    if compression == 5:
+        data = lzw(data)
     ifd_offset = 8 + len(data)
     short, long_ = 3, 4
     entries = [
         (256, short, 1, width),
         (257, short, 1, height),
         (258, short, 3, None),  # BitsPerSample -> offset to (16, 16, 16)
-        (259, short, 1, 1),
+        (259, short, 1, compression),
         (262, short, 1, 2),
         (273, long_, 1, 8),
         (277, short, 1, 3),
@@ -114,7 +143,7 @@ def test_decode_accepts_supported_formats(fmt: str) -> None:
         pytest.skip("Pillow built without WebP")
     data = encode(noise_rgb(64, 48), fmt)
     img = decode_image(data)
-    assert img.size == (64, 48)
+    assert pixel_size(img) == (64, 48)
     lum = to_luminance16(img)
     assert lum.shape == (48, 64)
     assert lum.dtype == np.uint16
@@ -193,15 +222,93 @@ def test_decode_bomb_rejected_before_decoding() -> None:
     assert "limit of 1,000 pixels" in message
 
 
+@pytest.fixture
+def limit_setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Sets PTPD_MONITORING_MAX_IMAGE_MEGAPIXELS for one test (settings are read once)."""
+    from ptpd_calibration.monitoring.settings import get_settings
+
+    def set_limit(megapixels: float) -> None:
+        monkeypatch.setenv(MAX_IMAGE_SETTING, str(megapixels))
+        get_settings.cache_clear()
+
+    get_settings.cache_clear()
+    yield set_limit
+    monkeypatch.delenv(MAX_IMAGE_SETTING, raising=False)
+    get_settings.cache_clear()
+
+
+def test_the_default_limit_allows_big_camera_files_and_scans() -> None:
+    from ptpd_calibration.monitoring.settings import MonitoringSettings
+
+    assert MonitoringSettings().MAX_IMAGE_MEGAPIXELS >= 300
+
+
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("pillow_limit", [5000, 4000])  # warning path, then hard-error path
-def test_decode_pillow_bomb_warning_and_error_become_input_errors(
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_decode_over_the_setting_names_size_limit_and_setting(limit_setting: Any, fmt: str) -> None:
+    limit_setting(0.005)
+    with pytest.raises(ImageInputError) as info:
+        decode_image(encode(Image.new("L", (120, 100), 128), fmt))
+    message = str(info.value)
+    assert message == (
+        "The image is 0.012 megapixels (120 × 100 pixels), more than the limit of 0.005 "
+        f"megapixels set by {MAX_IMAGE_SETTING}; raise that setting or upload a smaller image."
+    )
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("pillow_limit", [5000, 4000])  # Pillow's warning, then its error
+def test_pillow_bomb_limit_gives_way_to_the_setting(
     monkeypatch: pytest.MonkeyPatch, pillow_limit: int
 ) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
     data = encode(Image.new("L", (100, 100), 128), "PNG")
-    with pytest.raises(ImageInputError, match="too large"):
+    with (  # Pillow itself warns or refuses...
+        pytest.raises((Image.DecompressionBombWarning, Image.DecompressionBombError)),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.open(io.BytesIO(data))
+    assert pixel_size(decode_image(data)) == (100, 100)  # ...we go up to our own limit
+    assert pillow_limit == Image.MAX_IMAGE_PIXELS  # and Pillow's is as it was
+    assert pixel_size(decode_image(encode(Image.new("L", (200, 100)), "GIF"))) == (200, 100)
+
+
+@pytest.mark.timeout(30)
+def test_over_both_limits_never_shows_pillows_wording(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    data = encode(Image.new("L", (100, 100), 128), "PNG")
+    with pytest.raises(ImageInputError) as info:
+        decode_image(data, max_pixels=5000)
+    message = str(info.value)
+    assert "10,000 pixels" in message or "0.01 megapixels" in message
+    assert "bomb" not in message and "DOS" not in message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "JPEG"])
+def test_decode_refuses_an_image_the_memory_cannot_hold(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    monkeypatch.setattr(imaging, "_available_memory", lambda: 10 * 2**20)
+    data = encode(Image.new("RGB", (3000, 2000), (1, 2, 3)), fmt)
+    with pytest.raises(ImageInputError) as info:
         decode_image(data)
+    message = str(info.value)
+    assert message.startswith("The image (6 megapixels, 8-bit RGB) needs about ")
+    assert "of memory to decode and profile, but only 10 MB is available" in message
+
+
+def test_decode_checks_memory_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[int] = []
+
+    def available() -> int:
+        asked.append(1)
+        return 2**40
+
+    monkeypatch.setattr(imaging, "_available_memory", available)
+    decode_image(encode(Image.new("L", (30, 20)), "PNG"))
+    decode_image(encode(Image.new("L", (30, 20)), "TIFF"))
+    assert len(asked) == 2
 
 
 def test_decode_default_limit_allows_normal_images() -> None:
@@ -610,3 +717,218 @@ def test_public_names_are_exported() -> None:
     for name in imaging.__all__:
         assert hasattr(imaging, name)
         assert not name.startswith("_")
+
+
+# ----------------------------------------------------------------------------- bit depth
+
+
+def png16(pixels: npt.NDArray[np.uint16]) -> bytes:
+    """Hand-written 16-bit PNG (grey + alpha, RGB or RGBA, by the last axis), its rows
+    filtered with each of PNG's five filters in turn, as encoders mix them."""
+    height, width, channels = pixels.shape
+    step = 2 * channels  # bytes a pixel: the distance the filters look left
+    body, above = bytearray(), bytes(width * step)
+    for y in range(height):
+        row = pixels[y].astype(">u2").tobytes()
+        kind = y % 5
+        body.append(kind)
+        for i, value in enumerate(row):
+            left = row[i - step] if i >= step else 0
+            up, corner = above[i], above[i - step] if i >= step else 0
+            if kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                guess = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+            else:
+                guess = (0, left, up, (left + up) // 2)[kind]
+            body.append((value - guess) % 256)
+        above = row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    colour_type = {2: 4, 3: 2, 4: 6}[channels]
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(body)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def tiff(pixels: npt.NDArray[Any], **options: Any) -> bytes:
+    out = io.BytesIO()
+    tifffile.imwrite(out, pixels, **options)
+    return out.getvalue()
+
+
+def random16(*shape: int, seed: int = 7) -> npt.NDArray[np.uint16]:
+    values: npt.NDArray[np.uint16] = np.random.default_rng(seed).integers(
+        0, MAX16 + 1, shape, dtype=np.uint16
+    )
+    return values
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"photometric": "rgb"},
+        {"photometric": "rgb", "compression": "zlib"},
+        {"photometric": "rgb", "compression": "zlib", "predictor": True},
+        {"photometric": "rgb", "byteorder": ">"},
+        {"photometric": "rgb", "rowsperstrip": 3},
+        {"photometric": "rgb", "tile": (16, 16)},
+    ],
+    ids=["plain", "zip", "zip-predictor", "big-endian", "strips", "tiles"],
+)
+def test_a_16_bit_rgb_tiff_decodes_at_16_bits(options: dict[str, Any]) -> None:
+    pixels = random16(20, 30, 3)
+    decoded = decode_image(tiff(pixels, **options))
+
+    assert isinstance(decoded, np.ndarray)
+    assert decoded.dtype == np.uint16
+    np.testing.assert_array_equal(decoded, pixels)
+    assert describe_pixels(decoded) == "16-bit RGB"
+    assert pixel_mode(decoded) == "RGB;16"
+    assert pixel_size(decoded) == (30, 20)
+
+
+def test_a_planar_16_bit_rgb_tiff_decodes_at_16_bits() -> None:
+    pixels = random16(20, 30, 3)
+    data = tiff(np.moveaxis(pixels, -1, 0), photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(decode_image(data), pixels)
+
+
+def test_luminance_of_16_bit_rgb_keeps_the_low_bits() -> None:
+    pixels = np.full((2, 3, 3), 1000, dtype=np.uint16)  # grey 1000: not a multiple of 257
+    pixels[1, 2] = (MAX16, 0, 0)
+    lum = to_luminance16(decode_image(tiff(pixels, photometric="rgb")))
+    assert lum[0].tolist() == [1000, 1000, 1000]  # an 8-bit trip would give 1028
+    assert lum[1, 2] == round(0.2126 * MAX16)
+
+
+def test_a_16_bit_greyscale_tiff_decodes_at_16_bits() -> None:
+    pixels = random16(20, 30)
+    decoded = decode_image(tiff(pixels, photometric="minisblack"))
+    np.testing.assert_array_equal(decoded, pixels)
+    assert describe_pixels(decoded) == "16-bit greyscale"
+    np.testing.assert_array_equal(to_luminance16(decoded), pixels)
+
+
+def test_a_min_is_white_tiff_is_inverted() -> None:
+    pixels = np.array([[0, 1000, MAX16]], dtype=np.uint16)
+    decoded = decode_image(tiff(pixels, photometric="miniswhite"))
+    assert to_luminance16(decoded).tolist() == [[MAX16, MAX16 - 1000, 0]]
+
+
+def test_an_8_bit_rgb_tiff_stays_8_bit() -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    decoded = decode_image(tiff(pixels, photometric="rgb"))
+    assert describe_pixels(decoded) == "8-bit RGB"
+    np.testing.assert_array_equal(decoded, pixels)
+    expected = to_luminance16(Image.fromarray(pixels))
+    np.testing.assert_array_equal(to_luminance16(decoded), expected)
+
+
+@pytest.mark.parametrize("extra", [2, 1], ids=["straight", "premultiplied"])
+def test_a_16_bit_rgba_tiff_composites_over_white(extra: int) -> None:
+    pixels = np.zeros((1, 3, 4), dtype=np.uint16)
+    pixels[0, 0] = (0, 0, 0, MAX16)  # opaque black
+    pixels[0, 1] = (0, 0, 0, 0)  # transparent: paper white
+    half = MAX16 // 2 + 1
+    pixels[0, 2] = (0, 0, 0, half)  # half-transparent black (straight and premultiplied alike)
+    decoded = decode_image(tiff(pixels, photometric="rgb", extrasamples=[extra]))
+    lum = to_luminance16(decoded)
+    assert lum[0, :2].tolist() == [0, MAX16]
+    assert abs(int(lum[0, 2]) - (MAX16 - half)) <= 1
+
+
+def test_a_16_bit_lzw_rgb_tiff_keeps_16_bits_without_imagecodecs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LZW (what Photoshop writes) needs imagecodecs in tifffile: Pillow reads it in full."""
+    if not features.check("libtiff"):
+        pytest.skip("Pillow built without libtiff")
+    pixels = random16(3, 4, 3)
+    data = rgb16_tiff(pixels, compression=5)
+    with Image.open(io.BytesIO(data)) as pillow:
+        assert pillow.mode == "RGB"  # what Pillow alone would give: 8 bits a channel
+    monkeypatch.setattr(tifffile.TIFF, "DECOMPRESSORS", {1: None})  # as without imagecodecs
+    decoded = decode_image(data)
+    assert isinstance(decoded, np.ndarray)
+    np.testing.assert_array_equal(decoded, pixels)
+
+
+def test_a_16_bit_rgb_tiff_read_by_pillow_keeps_16_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imaging, "_tiff_pixels", lambda *_: None)  # tifffile declines
+    pixels = random16(6, 5, 3)
+    np.testing.assert_array_equal(decode_image(rgb16_tiff(pixels)), pixels)
+
+
+@pytest.mark.parametrize(("channels", "words"), [(3, "16-bit RGB"), (4, "16-bit RGBA")])
+def test_a_16_bit_colour_png_decodes_at_16_bits(channels: int, words: str) -> None:
+    pixels = random16(7, 9, channels)
+    data = png16(pixels)
+    with Image.open(io.BytesIO(data)) as pillow:
+        assert pillow.mode in ("RGB", "RGBA")  # Pillow alone: 8 bits a channel
+    decoded = decode_image(data)
+    np.testing.assert_array_equal(decoded, pixels)
+    assert describe_pixels(decoded) == words
+
+
+def test_a_16_bit_grey_alpha_png_decodes_at_16_bits() -> None:
+    pixels = random16(7, 9, 2)
+    decoded = decode_image(png16(pixels))
+    np.testing.assert_array_equal(decoded, pixels)
+    assert describe_pixels(decoded) == "16-bit greyscale with alpha"
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_matches_pillow(orientation: int) -> None:
+    stored = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    image = Image.fromarray(stored)
+    image.getexif()[0x0112] = orientation
+    upright = np.asarray(ImageOps.exif_transpose(image))
+    np.testing.assert_array_equal(imaging._orient(stored, orientation), upright)
+
+
+def test_a_tiff_orientation_tag_is_applied() -> None:
+    stored = random16(3, 5, 3)
+    data = tiff(stored, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    decoded = decode_image(data)
+    assert pixel_size(decoded) == (3, 5)
+    np.testing.assert_array_equal(decoded, np.rot90(stored, -1))
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        (Image.new("CMYK", (6, 4), (0, 50, 100, 20)), "8-bit CMYK"),
+        (Image.new("P", (6, 4), 3), "8-bit palette"),
+        (Image.new("RGBA", (6, 4), (1, 2, 3, 4)), "8-bit RGBA"),
+        (Image.new("1", (6, 4), 1), "1-bit black and white"),
+    ],
+    ids=["cmyk", "palette", "rgba", "bilevel"],
+)
+def test_other_tiffs_are_read_by_pillow(image: Image.Image, words: str) -> None:
+    decoded = decode_image(encode(image, "TIFF"))
+    assert describe_pixels(decoded) == words
+    assert to_luminance16(decoded).shape == (4, 6)
+
+
+def test_pipeline_on_a_16_bit_rgb_tiff_describes_it() -> None:
+    pixels = random16(40, 60, 3)
+    result = run_pipeline(tiff(pixels, photometric="rgb"), long_edge_px=30)
+    assert result.source_description == "16-bit RGB"
+    assert result.source_mode == "RGB;16"
+    assert result.source_size == (60, 40)
+    lum = to_luminance16(pixels)
+    expected = invert_to_negative(apply_tone_curve(resize_to_print(lum, 30), tone_curve_lut(1.0)))
+    np.testing.assert_array_equal(result.negative, expected)
+
+
+def test_pipeline_describes_pillow_images_too() -> None:
+    result = run_pipeline(encode(noise_rgb(40, 30), "JPEG"), long_edge_px=20)
+    assert (result.source_mode, result.source_description) == ("RGB", "8-bit RGB")

@@ -1,7 +1,7 @@
 """Unit tests for ptpd_calibration.monitoring.monitor.PerformanceMonitor.
 
-Timestamps come from a pinned clock (``clock`` fixture) wherever a test needs to know them;
-nothing asserts on how long anything took.
+Timestamps come from the ``clock`` fixture (``PerformanceMonitor(clock=clock)``) wherever a test
+needs to know them; nothing asserts on how long anything took.
 """
 
 from __future__ import annotations
@@ -17,48 +17,26 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
-from ptpd_calibration.monitoring import monitor as monitor_module
-from ptpd_calibration.monitoring._flusher import FLUSHER
 from ptpd_calibration.monitoring.models import PerformanceMetric
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor, Timer, window
 from ptpd_calibration.monitoring.settings import get_settings
 from ptpd_calibration.monitoring.store import SampleStore
 
-T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z, where the clock fixture starts
 STAT_KEYS = {"count", "min", "max", "mean", "median", "std", "p50", "p90", "p95", "p99", "unit"}
 
 
-class FakeClock:
-    """Stands in for ``time.time`` inside the monitor module."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(monitor_module, "time", fake)
-    return fake
-
-
-@pytest.fixture
-def monitor() -> PerformanceMonitor:
-    return PerformanceMonitor(max_history=100_000)
-
-
-@pytest.fixture
-def no_background_flush(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the process-wide flusher thread away, so only explicit flush() calls write."""
-    monkeypatch.setattr(FLUSHER, "register", lambda *args, **kwargs: None)
+def monitor(clock: FakeClock) -> PerformanceMonitor:
+    return PerformanceMonitor(max_history=100_000, clock=clock)
 
 
 def _record_at(
@@ -439,8 +417,9 @@ def test_get_metrics_time_range_timedelta(monitor: PerformanceMonitor, clock: Fa
     assert monitor.get_metrics("op", timedelta(seconds=50)) == []
 
 
-def test_time_range_with_the_real_clock(monitor: PerformanceMonitor) -> None:
+def test_time_range_with_the_real_clock() -> None:
     """Windows computed from the recorded timestamps themselves (no pinned clock)."""
+    monitor = PerformanceMonitor(max_history=100_000)
     for value in (1.0, 2.0, 3.0):
         monitor.record_metric("op", value)
     stamps = [m.timestamp for m in monitor.get_metrics("op")]
@@ -582,7 +561,7 @@ def test_repr(monitor: PerformanceMonitor) -> None:
 
 
 def _filled(clock: FakeClock) -> PerformanceMonitor:
-    monitor = PerformanceMonitor(max_history=100)
+    monitor = PerformanceMonitor(max_history=100, clock=clock)
     _record_at(monitor, clock, "decode", [(T0, 0.5), (T0 + 1, 0.25)])
     clock.now = T0 + 2
     monitor.record_metric(
@@ -819,7 +798,7 @@ def test_loaded_monitor_is_read_only(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("no_background_flush")
 def test_load_monitor_time_window(tmp_path: Path, clock: FakeClock) -> None:
     store = SampleStore(tmp_path / "s")
-    monitor = PerformanceMonitor(store=store)
+    monitor = PerformanceMonitor(store=store, clock=clock)
     _record_at(monitor, clock, "op", [(T0, 1.0), (T0 + 10, 2.0), (T0 + 20, 3.0)])
     monitor.flush()
 

@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import pytest
 
+from ptpd_calibration.monitoring import frames
 from ptpd_calibration.monitoring import profiler as profiler_module
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.profiler import ImageProcessingProfiler
@@ -484,7 +485,7 @@ def test_profiles_reach_the_store_through_flush(tmp_path: Path) -> None:
 
     profiler.flush()
 
-    frame = store.profiles()
+    frame = frames.profiles(store)
     assert len(frame) == 4
     assert sorted(frame["operation"]) == ["invert", "parse", "tone", "tone"]
     assert {
@@ -498,10 +499,10 @@ def test_profiles_reach_the_store_through_flush(tmp_path: Path) -> None:
         "megapixels_per_s",
         "success",
     } <= set(frame.columns)
-    tone = store.profiles(operation="tone")
+    tone = frames.profiles(store, operation="tone")
     assert tone["pixels"].tolist() == [10_000, 20_000]
     assert tone["wall_time_s"].tolist() == [p["wall_time_s"] for p in profiler.get_profiles("tone")]
-    parse = store.profiles(operation="parse").iloc[0]
+    parse = frames.profiles(store, operation="parse").iloc[0]
     assert not parse["success"]
     assert parse["error"].startswith("ValueError")
     # The timings went to the same store, and a failure left none.
@@ -512,7 +513,7 @@ def test_profiles_reach_the_store_through_flush(tmp_path: Path) -> None:
     assert not [n for n in stored.get_operation_names() if n.startswith("parse")]
 
     profiler.flush()  # nothing new: nothing written twice
-    assert len(store.profiles()) == 4
+    assert len(frames.profiles(store)) == 4
     store.close()
 
 

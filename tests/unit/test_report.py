@@ -10,47 +10,32 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
-from ptpd_calibration.monitoring import api as api_module
-from ptpd_calibration.monitoring import monitor as monitor_module
 from ptpd_calibration.monitoring.api import APIPerformanceTracker
 from ptpd_calibration.monitoring.models import ResourceUsage
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.report import PerformanceReport
 
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
 DAY = date(2025, 6, 15)
 NOON = datetime(2025, 6, 15, 12, 0, 0).timestamp()  # local noon of DAY
 
 
-class FakeClock:
-    def __init__(self, now: float = NOON) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def monitor(clock: FakeClock) -> PerformanceMonitor:
+    """On the clock fixture, which each test sets (``_record``) before it records."""
+    return PerformanceMonitor(max_history=10_000, clock=clock)
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Pins the sample timestamps of the monitor and the API tracker."""
-    fake = FakeClock()
-    monkeypatch.setattr(monitor_module, "time", fake)
-    monkeypatch.setattr(api_module, "time", fake)
-    return fake
-
-
-@pytest.fixture
-def monitor() -> PerformanceMonitor:
-    return PerformanceMonitor(max_history=10_000)
-
-
-@pytest.fixture
-def tracker() -> APIPerformanceTracker:
-    return APIPerformanceTracker(max_history=10_000)
+def tracker(clock: FakeClock) -> APIPerformanceTracker:
+    return APIPerformanceTracker(max_history=10_000, clock=clock)
 
 
 @pytest.fixture
@@ -104,11 +89,10 @@ def _record(
 # ----------------------------------------------------------------------------- daily
 
 
-def test_quickref_example(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracker: APIPerformanceTracker
-) -> None:
+def test_quickref_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monitor = PerformanceMonitor()
+    tracker = APIPerformanceTracker(max_history=10_000)
     with monitor.timer("operation"):
         pass
     tracker.track_request("/api/endpoint", 0.01, 200)
@@ -131,7 +115,8 @@ def test_quickref_example(
     )
 
 
-def test_daily_report_today_with_the_real_clock(monitor: PerformanceMonitor) -> None:
+def test_daily_report_today_with_the_real_clock() -> None:
+    monitor = PerformanceMonitor(max_history=10_000)
     with monitor.timer("decode"):
         pass
     monitor.record_metric("memory", 100.0, unit="MB")

@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 
-from ptpd_calibration.monitoring import _nvml, resources
+from ptpd_calibration.monitoring import _nvml, frames
 from ptpd_calibration.monitoring.models import GPUUsage, ResourceUsage
 from ptpd_calibration.monitoring.resources import (
+    MIN_ALERT_DURATION_S,
     ResourceMonitor,
     Severity,
+    alert_runs,
     classify,
+    critical_level,
     usage_to_record,
 )
 from ptpd_calibration.monitoring.settings import get_settings
@@ -284,6 +287,26 @@ def test_classify_levels() -> None:
     assert Severity.CRITICAL > Severity.WARNING
 
 
+@pytest.mark.parametrize("threshold", [50.0, 80.0, 95.0, 100.0])
+def test_critical_starts_at_the_critical_level(threshold: float) -> None:
+    level = critical_level(threshold)
+    assert level == threshold + (100.0 - threshold) / 2
+    assert classify(level, threshold) == "critical"
+    assert classify(math.nextafter(level, 0.0), threshold) == (
+        "warning" if level > threshold else None
+    )
+
+
+def test_alert_runs_are_long_enough_runs_at_or_above_the_threshold() -> None:
+    seconds = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+    values = [80, 95, 91, 85, 10, 99, 99, 20, 81, math.nan]
+    assert alert_runs(seconds, values, 80.0) == [(0, 3)]  # 30 s; the 10 s blip is no alert
+    assert alert_runs(seconds, values, 80.0, min_duration_s=10) == [(0, 3), (5, 6)]
+    assert alert_runs(seconds, values, 80.0, min_duration_s=0) == [(0, 3), (5, 6), (8, 8)]
+    assert MIN_ALERT_DURATION_S == 30.0
+    assert alert_runs([], [], 80.0) == []
+
+
 def test_no_alerts_below_thresholds() -> None:
     monitor = ResourceMonitor(80.0, 85.0, 90.0)
     assert monitor.get_alerts_for_high_usage(_usage()) == []
@@ -411,7 +434,7 @@ def test_sampler_writes_gpu_rows_to_the_store(fake_nvml: FakePynvml, store: Samp
         _wait_for(lambda: _stored_rows(store) >= 2, "rows in the store")
     finally:
         monitor.stop_sampling()
-    frame = store.resource_samples()
+    frame = frames.resource_samples(store)
     for column in (
         "timestamp",
         "cpu_percent",
@@ -442,23 +465,16 @@ def test_sampler_writes_gpu_rows_to_the_store(fake_nvml: FakePynvml, store: Samp
     assert len(rows) == len(frame)
 
 
-class _NoFlusher:
-    def register(self, source: object, interval_s: float | None = None) -> None:
-        pass
-
-
-def test_stop_sampling_flushes_what_is_pending(
-    no_gpu: None, store: SampleStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("no_background_flush")
+def test_stop_sampling_flushes_what_is_pending(no_gpu: None, store: SampleStore) -> None:
     # Without the background flusher, only stop_sampling() can have written the row.
-    monkeypatch.setattr(resources, "FLUSHER", _NoFlusher())
     monitor = ResourceMonitor(store=store)
     monitor.start_sampling(3600.0)  # one sample at start, the next an hour later
     _wait_for(lambda: len(monitor.get_history()) >= 1, "the first sample")
     assert not store.directory.exists()  # nothing written yet: the store opens on first write
     monitor.stop_sampling()
     assert monitor.pending_batches() == []
-    assert len(store.resource_samples()) == len(monitor.get_history()) == 1
+    assert len(frames.resource_samples(store)) == len(monitor.get_history()) == 1
 
 
 def test_flush_writes_pending_rows(no_gpu: None, store: SampleStore) -> None:

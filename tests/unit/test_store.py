@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ptpd_calibration.monitoring import _flusher
+from ptpd_calibration.monitoring import _flusher, frames
 from ptpd_calibration.monitoring._folder import Transaction
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.store import (
@@ -100,7 +100,7 @@ def test_missing_folder_reads_as_an_empty_store(tmp_path: Path) -> None:
     assert s.series_names(METRIC) == []
     assert s.read_columns(METRIC, "op").size == 0
     assert s.load_monitor().get_operation_names() == []
-    assert s.metrics_frame().empty
+    assert frames.metrics_frame(s).empty
     if missing.exists():  # reading may create it: then user-only, like a write would
         assert stat.S_IMODE(missing.stat().st_mode) == 0o700
     s.close()
@@ -142,29 +142,33 @@ def test_records_round_trip(store: SampleStore) -> None:
     assert store.read_records(PROFILE, "tone") == profile_rows
     assert store.series_names(CACHE) == ["curves", "images"]
 
-    resources = store.resource_samples()
+    resources = frames.resource_samples(store)
     assert list(resources.columns[:1]) == ["timestamp"]
     assert isinstance(resources["timestamp"].dtype, pd.DatetimeTZDtype)
     assert str(resources["timestamp"].dtype.tz) == "UTC"
     assert resources["cpu_percent"].tolist() == [10.0, 12.5]
     assert resources["timestamp"].iloc[0] == pd.Timestamp(T0 + 1, unit="s", tz="UTC")
 
-    caches = store.cache_stats()
+    caches = frames.cache_stats(store)
     assert sorted(caches["cache"]) == ["curves", "images"]
-    only_images = store.cache_stats(name="images")
+    only_images = frames.cache_stats(store, name="images")
     assert only_images["cache"].tolist() == ["images"]
     assert only_images["misses"].tolist() == [5]
 
-    profiles = store.profiles(operation="tone")
+    profiles = frames.profiles(store, operation="tone")
     assert profiles["wall_time_s"].tolist() == [0.5, 0.7]
     assert profiles["success"].tolist() == [True, False]
-    assert len(store.profiles()) == 3
-    assert store.profiles(since=T0 + 3.5)["wall_time_s"].tolist() == [0.7]
+    assert len(frames.profiles(store)) == 3
+    assert frames.profiles(store, since=T0 + 3.5)["wall_time_s"].tolist() == [0.7]
 
 
 def test_record_frames_are_empty_with_a_timestamp_column(store: SampleStore) -> None:
     store.write([metric("x", [T0])])  # the folder exists, but holds no records
-    for frame in (store.resource_samples(), store.cache_stats(), store.profiles()):
+    for frame in (
+        frames.resource_samples(store),
+        frames.cache_stats(store),
+        frames.profiles(store),
+    ):
         assert frame.empty
         assert "timestamp" in frame.columns
 
@@ -228,7 +232,7 @@ def test_load_api_tracker_and_api_frame(store: SampleStore) -> None:
     assert errors == [None, None, "ValueError: bad curve", None, None]
     assert tracker.get_endpoint_stats("/api/curves", time_range=(T0 + 1, T0 + 2))["count"] == 2
 
-    frame = store.api_frame()
+    frame = frames.api_frame(store)
     assert list(frame.columns) == [
         "timestamp",
         "endpoint",
@@ -248,16 +252,16 @@ def test_load_api_tracker_and_api_frame(store: SampleStore) -> None:
     assert frame["status_code"].tolist() == [200, 200, 200, 500, 404, 200]
     assert frame["error"].tolist()[3] == "ValueError: bad curve"
     assert frame["method"].tolist()[-1] == "GET"
-    assert len(store.api_frame(since=T0 + 5)) == 1
+    assert len(frames.api_frame(store, since=T0 + 5)) == 1
 
 
 def test_empty_frames_have_their_columns(tmp_path: Path) -> None:
     s = SampleStore(tmp_path / "s")
     s.write([RecordBatch(PROFILE, "x", [{"ts": T0}])])
-    metrics = s.metrics_frame()
+    metrics = frames.metrics_frame(s)
     assert metrics.empty
     assert list(metrics.columns) == ["timestamp", "operation", "value", "unit"]
-    api = s.api_frame()
+    api = frames.api_frame(s)
     assert api.empty
     assert list(api.columns) == [
         "timestamp",
@@ -276,14 +280,14 @@ def test_metrics_frame(store: SampleStore) -> None:
             metric("a", [T0 + 2], [20.0], unit="MB"),
         ]
     )
-    frame = store.metrics_frame()
+    frame = frames.metrics_frame(store)
     assert list(frame.columns) == ["timestamp", "operation", "value", "unit"]
     assert frame["operation"].tolist() == ["b", "a", "b"]  # sorted by time
     assert frame["value"].tolist() == [10.0, 20.0, 30.0]
     assert frame["unit"].tolist() == ["seconds", "MB", "seconds"]
     assert frame["timestamp"].iloc[0] == pd.Timestamp(T0 + 1, unit="s", tz="UTC")
-    assert store.metrics_frame(operations=["a"])["value"].tolist() == [20.0]
-    assert store.metrics_frame(since=T0 + 2.5)["value"].tolist() == [30.0]
+    assert frames.metrics_frame(store, operations=["a"])["value"].tolist() == [20.0]
+    assert frames.metrics_frame(store, since=T0 + 2.5)["value"].tolist() == [30.0]
 
 
 # -- time windows -------------------------------------------------------------------------------
@@ -409,7 +413,7 @@ def test_awkward_series_names_are_listed_and_read_separately(store: SampleStore)
         extra = 1 if name in ("op", "op~") else 0
         assert data.size == i + 1 + extra, name
         assert set(data.columns[1].tolist()) == {float(i)}, name
-        assert store.metrics_frame(operations=[name])["operation"].eq(name).all()
+        assert frames.metrics_frame(store, operations=[name])["operation"].eq(name).all()
     monitor = store.load_monitor()
     assert monitor.get_operation_names() == sorted(AWKWARD_NAMES)
 
@@ -478,7 +482,7 @@ def test_record_batch_spanning_more_than_max_span_is_found_by_window(store: Samp
         90,
     ]
     assert [r["n"] for r in store.read_records(PROFILE, "op")] == [0, 30, 61, 90, 150, 200]
-    assert store.profiles(since=T0 + 199)["n"].tolist() == [200]
+    assert frames.profiles(store, since=T0 + 199)["n"].tolist() == [200]
 
 
 def test_metadata_survives_sparse_and_reindexed_by_window(store: SampleStore) -> None:
@@ -557,7 +561,7 @@ def test_pickled_rows_are_refused_not_unpickled(
     assert store.read_records(PROFILE, "x") == [{"ts": T0, "operation": "x"}]
     assert store.refused_rows == 3
     assert store.load_monitor().get_statistics("x")["count"] == 2
-    assert store.metrics_frame()["value"].tolist() == [1.0, 2.0]
+    assert frames.metrics_frame(store)["value"].tolist() == [1.0, 2.0]
 
     assert not marker.exists()
     assert any("pickle" in r.getMessage() for r in warnings_from_store(caplog))
@@ -756,9 +760,9 @@ def test_corrupt_store_raises_on_read_and_writing_moves_it_aside(
         lambda: s.series_names(METRIC),
         s.load_monitor,
         s.load_api_tracker,
-        s.metrics_frame,
-        s.api_frame,
-        s.profiles,
+        lambda: frames.metrics_frame(s),
+        lambda: frames.api_frame(s),
+        lambda: frames.profiles(s),
         s.check,
     ]
     for read in readers:
@@ -976,7 +980,7 @@ def test_compacted_records_read_back_with_their_types(store: SampleStore) -> Non
     assert store.compact(older_than=T0 + 7200) == 9
 
     assert store.read_records(CACHE, "curves") == rows  # ints stay ints, None stays None
-    frame = store.cache_stats()
+    frame = frames.cache_stats(store)
     assert frame["hits"].tolist() == list(range(10))
     assert frame["pid"].dtype == np.int64
     assert frame["cache"].tolist() == ["curves"] * 10
@@ -1004,6 +1008,9 @@ def test_a_dropped_monitor_still_writes_what_it_held(store: SampleStore) -> None
     record()
     import gc
 
-    gc.collect()
+    gc.collect()  # its finaliser hands its samples to the store and wakes the flusher
+    deadline = time.monotonic() + 20
+    while store.read_columns(METRIC, "short_lived").size < 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert store.read_columns(METRIC, "short_lived").size == 50
     assert store.dropped_samples == 0

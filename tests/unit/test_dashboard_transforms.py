@@ -1,19 +1,20 @@
-"""The dashboard's data layer: windows, bucketing, exact percentiles, cache sums, alert history."""
+"""The dashboard's pure transforms: windows, bucketing, exact percentiles, cache sums, alerts."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+import subprocess
+import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ptpd_calibration.dashboard import data
+from ptpd_calibration.dashboard import transforms
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
-from ptpd_calibration.monitoring.store import SampleStore
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 
 def _ts(seconds: list[float]) -> pd.Series:
@@ -39,12 +40,12 @@ def _ts(seconds: list[float]) -> pd.Series:
 def test_bucket_seconds_picks_a_round_width_for_about_60_points(
     window_s: float, width: int
 ) -> None:
-    assert data.bucket_seconds(window_s) == width
+    assert transforms.bucket_seconds(window_s) == width
 
 
 def test_bucket_seconds_honours_the_target() -> None:
-    assert data.bucket_seconds(3600, target_buckets=12) == 300
-    assert data.bucket_seconds(3600, target_buckets=3600) == 1
+    assert transforms.bucket_seconds(3600, target_buckets=12) == 300
+    assert transforms.bucket_seconds(3600, target_buckets=3600) == 1
 
 
 @pytest.mark.parametrize(
@@ -54,39 +55,39 @@ def test_preset_window_ends_at_now_rounded_up_to_the_refresh_period(
     label: str, seconds: int
 ) -> None:
     now = 1_700_000_000.5
-    window = data.preset_window(label, now=now)
+    window = transforms.preset_window(label, now=now)
 
-    period = data.refresh_seconds(seconds)
+    period = transforms.refresh_seconds(seconds)
     assert window.label == label
     assert window.until % period == 0  # the next multiple of the window's refresh period
     assert window.until >= now
     assert window.until - now < period
-    if period == data.REFRESH_S:
+    if period == transforms.REFRESH_S:
         assert window.until == 1_700_000_002.0  # short windows: every REFRESH_S (2 s)
     assert window.seconds == seconds
     assert window.since == window.until - seconds
 
 
 def test_preset_window_on_a_period_boundary_keeps_now() -> None:
-    assert data.preset_window("1 h", now=1_700_000_000.0).until == 1_700_000_000.0
+    assert transforms.preset_window("1 h", now=1_700_000_000.0).until == 1_700_000_000.0
 
 
 def test_preset_window_within_one_period_is_the_same_window() -> None:
     """Reruns within the refresh period hit the same cache entries."""
-    assert data.preset_window("1 h", now=100.1) == data.preset_window("1 h", now=101.9)
+    assert transforms.preset_window("1 h", now=100.1) == transforms.preset_window("1 h", now=101.9)
 
 
 def test_long_windows_are_read_again_less_often() -> None:
-    assert data.refresh_seconds(15 * 60) == data.REFRESH_S
-    assert data.refresh_seconds(7 * 86400) == 604.0  # about a thousandth of a week
-    week = data.preset_window("7 d", now=1_700_000_000.5)
+    assert transforms.refresh_seconds(15 * 60) == transforms.REFRESH_S
+    assert transforms.refresh_seconds(7 * 86400) == 604.0  # about a thousandth of a week
+    week = transforms.preset_window("7 d", now=1_700_000_000.5)
     assert week.until % 604.0 == 0 and 0 <= week.until - 1_700_000_000.5 < 604.0
-    assert data.preset_window("7 d", now=1_700_000_001.0) == week
+    assert transforms.preset_window("7 d", now=1_700_000_001.0) == week
 
 
 def test_preset_window_rejects_an_unknown_label() -> None:
     with pytest.raises(ValueError, match="2 h"):
-        data.preset_window("2 h")
+        transforms.preset_window("2 h")
 
 
 # -- percentiles -----------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def test_percentile_buckets_are_exact_numpy_percentiles_per_bucket() -> None:
         {"timestamp": _ts(list(seconds)), "operation": operations, "value": values}
     )
 
-    result = data.percentile_buckets(samples, 60)
+    result = transforms.percentile_buckets(samples, 60)
 
     assert list(result.columns) == ["bucket", "operation", "count", "p50", "p90", "p95", "p99"]
     assert len(result) == 6  # two operations × three minutes
@@ -116,13 +117,13 @@ def test_percentile_buckets_are_exact_numpy_percentiles_per_bucket() -> None:
 
 def test_percentile_buckets_scale_and_single_sample() -> None:
     samples = pd.DataFrame({"timestamp": _ts([5.0]), "operation": ["x"], "value": [0.25]})
-    (row,) = data.percentile_buckets(samples, 10, scale=1.0).itertuples()
+    (row,) = transforms.percentile_buckets(samples, 10, scale=1.0).itertuples()
     assert (row.count, row.p50, row.p99) == (1, 0.25, 0.25)
 
 
 def test_percentile_buckets_of_nothing_is_empty_with_the_columns() -> None:
     empty = pd.DataFrame({"timestamp": _ts([]), "operation": [], "value": []})
-    result = data.percentile_buckets(empty, 60)
+    result = transforms.percentile_buckets(empty, 60)
     assert result.empty
     assert "p95" in result.columns
 
@@ -140,7 +141,9 @@ def test_api_buckets_count_requests_and_error_rates_per_endpoint_and_bucket() ->
         }
     )
 
-    result = data.api_buckets(requests, 60).sort_values(["endpoint", "bucket"], ignore_index=True)
+    result = transforms.api_buckets(requests, 60).sort_values(
+        ["endpoint", "bucket"], ignore_index=True
+    )
 
     assert list(result["endpoint"]) == ["/a", "/a", "/b"]
     assert list(result["requests"]) == [4, 2, 1]
@@ -153,7 +156,7 @@ def test_api_buckets_of_nothing_is_empty() -> None:
     empty = pd.DataFrame(
         {"timestamp": _ts([]), "endpoint": [], "duration_ms": [], "status_code": []}
     )
-    assert data.api_buckets(empty, 60).empty
+    assert transforms.api_buckets(empty, 60).empty
 
 
 # -- cache -----------------------------------------------------------------------------------
@@ -187,7 +190,7 @@ def _snapshots() -> pd.DataFrame:
 
 
 def test_cache_totals_sum_the_newest_snapshot_of_each_process() -> None:
-    totals = data.cache_totals(_snapshots()).set_index("cache")
+    totals = transforms.cache_totals(_snapshots()).set_index("cache")
 
     default = totals.loc["default"]
     assert (default["hits"], default["misses"]) == (38, 12)
@@ -201,11 +204,11 @@ def test_cache_totals_sum_the_newest_snapshot_of_each_process() -> None:
 
 
 def test_cache_totals_of_nothing_is_empty() -> None:
-    assert data.cache_totals(pd.DataFrame({"timestamp": _ts([])})).empty
+    assert transforms.cache_totals(pd.DataFrame({"timestamp": _ts([])})).empty
 
 
 def test_cache_buckets_use_each_process_newest_snapshot_in_the_bucket() -> None:
-    result = data.cache_buckets(_snapshots(), 60)
+    result = transforms.cache_buckets(_snapshots(), 60)
     default = result[result["cache"] == "default"].sort_values("bucket", ignore_index=True)
 
     # bucket 0-60 s: pid 1 newest at 40 s (20/8) + pid 2 at 20 s (8/2); bucket 60-120: pid 1 only
@@ -216,7 +219,7 @@ def test_cache_buckets_use_each_process_newest_snapshot_in_the_bucket() -> None:
 
 
 def test_cache_buckets_of_nothing_is_empty() -> None:
-    assert data.cache_buckets(pd.DataFrame({"timestamp": _ts([])}), 60).empty
+    assert transforms.cache_buckets(pd.DataFrame({"timestamp": _ts([])}), 60).empty
 
 
 # -- alert history ---------------------------------------------------------------------------
@@ -242,7 +245,7 @@ THRESHOLDS = {"cpu": 80.0, "memory": 80.0, "disk": 95.0}
 def test_alert_history_reports_runs_above_the_threshold() -> None:
     cpu = [10.0] * 3 + [85.0, 88.0, 82.0, 87.0, 84.0, 86.0, 81.0] + [20.0] * 3  # 7 samples: 30 s
     cpu += [95.0] * 10 + [30.0]  # 45 s, critical
-    alerts = data.alert_history(_resources(cpu), THRESHOLDS, min_duration_s=30)
+    alerts = transforms.alert_history(_resources(cpu), THRESHOLDS, min_duration_s=30)
 
     assert list(alerts.columns) == [
         "resource",
@@ -270,104 +273,55 @@ def test_alert_history_reports_runs_above_the_threshold() -> None:
 
 def test_a_short_blip_is_not_an_alert() -> None:
     cpu = [10.0] * 5 + [99.0] * 3 + [10.0] * 5  # 10 s above
-    assert data.alert_history(_resources(cpu), THRESHOLDS, min_duration_s=30).empty
-    assert len(data.alert_history(_resources(cpu), THRESHOLDS, min_duration_s=10)) == 1
+    assert transforms.alert_history(_resources(cpu), THRESHOLDS, min_duration_s=30).empty
+    assert len(transforms.alert_history(_resources(cpu), THRESHOLDS, min_duration_s=10)) == 1
 
 
 def test_alert_history_watches_each_resource_and_only_those_with_a_threshold() -> None:
     high = [90.0] * 10
     frame = _resources(high, memory=high)
-    alerts = data.alert_history(frame, THRESHOLDS, min_duration_s=30)
+    alerts = transforms.alert_history(frame, THRESHOLDS, min_duration_s=30)
     assert sorted(alerts["resource"]) == ["cpu", "memory"]
-    only_memory = data.alert_history(frame, {"memory": 80.0}, min_duration_s=30)
+    only_memory = transforms.alert_history(frame, {"memory": 80.0}, min_duration_s=30)
     assert list(only_memory["resource"]) == ["memory"]
 
 
 def test_at_the_threshold_counts_as_above() -> None:
-    alerts = data.alert_history(_resources([80.0] * 8), THRESHOLDS, min_duration_s=30)
+    alerts = transforms.alert_history(_resources([80.0] * 8), THRESHOLDS, min_duration_s=30)
     assert list(alerts["severity"]) == ["warning"]
 
 
 def test_alert_history_of_nothing_is_empty() -> None:
-    assert data.alert_history(pd.DataFrame({"timestamp": _ts([])}), THRESHOLDS).empty
+    assert transforms.alert_history(pd.DataFrame({"timestamp": _ts([])}), THRESHOLDS).empty
 
 
 # -- sessions --------------------------------------------------------------------------------
 
 
-def test_session_ids_are_ordered_most_recent_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = iter(range(1_000, 2_000))
-    monkeypatch.setattr("ptpd_calibration.monitoring.monitor.time", lambda: float(next(clock)))
-    monitor = PerformanceMonitor()
-    for session in ["old", "middle", "newest-but-one", "middle", "newest"]:
-        monitor.record_metric("calibration.step", 0.1, metadata={"session_id": session})
-    monitor.record_metric("curve.fit", 0.2, metadata={"session_id": "other-op"})
-    monitor.record_metric("curve.fit", 0.2, metadata={"session_id": 42})  # not a string
-    monitor.record_metric("curve.fit", 0.2)  # no metadata
+def test_session_ids_are_ordered_most_recent_first(clock: FakeClock) -> None:
+    monitor = PerformanceMonitor(clock=clock)
 
-    assert data.session_ids(monitor) == ["other-op", "newest", "middle", "newest-but-one", "old"]
+    def record(name: str, value: float, metadata: dict[str, object] | None = None) -> None:
+        clock.advance(1.0)  # each sample a second after the one before
+        monitor.record_metric(name, value, metadata=metadata)
+
+    for session in ["old", "middle", "newest-but-one", "middle", "newest"]:
+        record("calibration.step", 0.1, metadata={"session_id": session})
+    record("curve.fit", 0.2, metadata={"session_id": "other-op"})
+    record("curve.fit", 0.2, metadata={"session_id": 42})  # not a string
+    record("curve.fit", 0.2)  # no metadata
+
+    assert transforms.session_ids(monitor) == [
+        "other-op",
+        "newest",
+        "middle",
+        "newest-but-one",
+        "old",
+    ]
 
 
 def test_session_ids_of_an_empty_monitor() -> None:
-    assert data.session_ids(PerformanceMonitor()) == []
-
-
-# -- headline and the empty-store probe, over a real store -----------------------------------
-
-
-@pytest.fixture
-def demo_store(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[tuple[SampleStore, dict[str, Any]]]:
-    import ptpd_calibration.monitoring as monitoring
-    from ptpd_calibration.monitoring.demo import record_demo_session
-    from ptpd_calibration.monitoring.settings import get_settings
-
-    monkeypatch.setenv("PTPD_MONITORING_STORE_DIR", str(tmp_path / "store"))
-    get_settings.cache_clear()
-    monitoring._instances.clear()
-    try:
-        summary = record_demo_session(seconds=0.3, seed=1)
-        monitoring.flush()
-        yield monitoring.get_store(), summary
-    finally:
-        monitoring.flush()
-        monitoring._instances.clear()
-        get_settings.cache_clear()
-
-
-def test_has_metrics_is_false_for_a_missing_store(tmp_path: Path) -> None:
-    assert not data.has_metrics(SampleStore(tmp_path / "nowhere"))
-    assert not (tmp_path / "nowhere").exists()  # probing does not create it
-
-
-def test_headline_counts_what_the_window_holds(
-    demo_store: tuple[SampleStore, dict[str, Any]],
-) -> None:
-    store, summary = demo_store
-    assert data.has_metrics(store)
-    window = data.Window("test", time.time() - 600, time.time() + 60)
-    numbers = data.headline(store, window)
-
-    assert numbers["requests"] == summary["requests"]
-    assert numbers["error_rate"] == pytest.approx(summary["request_errors"] / summary["requests"])
-    # Every pipeline step works on an image: seven profiled image operations a run.
-    assert numbers["images_profiled"] == 7 * summary["pipeline_runs"]
-    # 7 steps and 2 timers a run; a profile's CPU-time and memory samples are no timings
-    assert numbers["operations_timed"] == 9 * summary["pipeline_runs"]
-    stats = summary["cache"]
-    assert numbers["cache_hit_rate"] == pytest.approx(
-        stats["hits"] / (stats["hits"] + stats["misses"])
-    )
-
-    past = data.Window("past", window.since - 86400, window.since - 3600)
-    assert data.headline(store, past) == {
-        "operations_timed": 0,
-        "requests": 0,
-        "error_rate": None,
-        "cache_hit_rate": None,
-        "images_profiled": 0,
-    }
+    assert transforms.session_ids(PerformanceMonitor()) == []
 
 
 def test_recent_usage_keeps_the_last_seconds_of_the_sampler_history() -> None:
@@ -386,7 +340,17 @@ def test_recent_usage_keeps_the_last_seconds_of_the_sampler_history() -> None:
         )
         for i in range(400)  # 800 s of samples
     ]
-    frame = data.recent_usage(history, 600)
+    frame = transforms.recent_usage(history, 600)
     assert len(frame) == 301  # the newest 600 s, both ends included
     assert frame["cpu_percent"].iloc[0] == 99.0 and frame["cpu_percent"].iloc[-1] == 399.0
-    assert data.recent_usage([], 600).empty
+    assert transforms.recent_usage([], 600).empty
+
+
+def test_the_transforms_import_no_streamlit() -> None:
+    """They are tested, and usable, without a Streamlit runtime (readers.py is the cached side)."""
+    code = (
+        "import sys, ptpd_calibration.dashboard.transforms\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] == 'streamlit'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

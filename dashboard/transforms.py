@@ -1,29 +1,30 @@
-"""From the sample store to pandas: time windows, bucketing, alert history, headline numbers.
+"""From the store's frames to what the pages show: time windows, bucketing, alert history, totals.
 
-The functions here are pure (a store and a window in, DataFrames out) so they are tested
-without Streamlit; the pages call the cached wrappers at the bottom, which key on the store
-folder and a window rounded to the refresh period, so reruns within it read nothing again.
+Everything here is pure (frames, monitors and windows in; DataFrames and numbers out) and
+imports no Streamlit, so it is tested on its own; ``readers.py`` reads the store and caches.
+The rules the core also applies come from it, so the dashboard and the exporter cannot
+disagree: cache totals from ``_totals``, alert runs and severity bands from ``resources``,
+what counts as an error from ``_common``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-import streamlit as st
 
-from ptpd_calibration.monitoring import get_store
+from ptpd_calibration.monitoring._common import error_mask
+from ptpd_calibration.monitoring._totals import sum_cache_snapshots
 from ptpd_calibration.monitoring.api import APIPerformanceTracker
 from ptpd_calibration.monitoring.models import ResourceUsage
 from ptpd_calibration.monitoring.monitor import PerformanceMonitor
 from ptpd_calibration.monitoring.profiler import operation_of
-from ptpd_calibration.monitoring.resources import classify
+from ptpd_calibration.monitoring.resources import MIN_ALERT_DURATION_S, alert_runs, classify
 from ptpd_calibration.monitoring.stats import percentiles
-from ptpd_calibration.monitoring.store import METRIC, SampleStore
 
 __all__ = [
     "ALERT_RESOURCES",
@@ -35,14 +36,6 @@ __all__ = [
     "bucket_seconds",
     "cache_buckets",
     "cache_totals",
-    "cached_api_frame",
-    "cached_api_tracker",
-    "cached_cache_stats",
-    "cached_metrics_frame",
-    "cached_monitor",
-    "cached_profiles",
-    "cached_resources",
-    "has_metrics",
     "headline",
     "percentile_buckets",
     "period_end",
@@ -114,7 +107,7 @@ def _bucketed(frame: pd.DataFrame, width_s: int) -> pd.Series:
 def percentile_buckets(samples: pd.DataFrame, width_s: int, scale: float = 1000.0) -> pd.DataFrame:
     """Exact p50/p90/p95/p99 of each operation per time bucket (values times ``scale``).
 
-    ``samples`` is ``store.metrics_frame()``: timestamp, operation, value.
+    ``samples`` is ``frames.metrics_frame(store)``: timestamp, operation, value.
     """
     columns = ["bucket", "operation", "count", "p50", "p90", "p95", "p99"]
     if samples.empty:
@@ -130,7 +123,7 @@ def percentile_buckets(samples: pd.DataFrame, width_s: int, scale: float = 1000.
 
 
 def api_buckets(requests: pd.DataFrame, width_s: int) -> pd.DataFrame:
-    """Per endpoint and bucket: requests, p95 latency (ms) and error rate (status ≥ 400)."""
+    """Per endpoint and bucket: requests, p95 latency (ms) and error rate (``is_error``)."""
     columns = ["bucket", "endpoint", "requests", "p95_ms", "error_rate"]
     if requests.empty:
         return pd.DataFrame(columns=columns)
@@ -144,14 +137,30 @@ def api_buckets(requests: pd.DataFrame, width_s: int) -> pd.DataFrame:
                 "endpoint": endpoint,
                 "requests": len(group),
                 "p95_ms": percentiles(durations, [95])["p95"],
-                "error_rate": float((group["status_code"] >= 400).mean()),
+                "error_rate": float(
+                    error_mask(group["status_code"].to_numpy(dtype=np.float64)).mean()
+                ),
             }
         )
     return pd.DataFrame(rows, columns=columns)
 
 
-def _newest_per_process(snapshots: pd.DataFrame) -> pd.DataFrame:
-    return snapshots.sort_values("timestamp").groupby(["cache", "pid"], as_index=False).last()
+def _summed(newest: pd.DataFrame, by: list[str]) -> list[dict[str, Any]]:
+    """Per ``by`` group of newest snapshots (one per process), their totals as a row.
+
+    Grouped here rather than by pandas: a few hundred rows at most, and a pandas group each
+    would cost more than the sums.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for snapshot in cast(list[dict[str, Any]], newest.to_dict("records")):
+        groups.setdefault(tuple(snapshot[key] for key in by), []).append(snapshot)
+    rows = []
+    for keys in sorted(groups):
+        totals = sum_cache_snapshots(groups[keys])
+        rows.append(
+            {**dict(zip(by, keys, strict=True)), **asdict(totals), "hit_rate": totals.hit_rate}
+        )
+    return rows
 
 
 def cache_totals(snapshots: pd.DataFrame) -> pd.DataFrame:
@@ -169,27 +178,8 @@ def cache_totals(snapshots: pd.DataFrame) -> pd.DataFrame:
     ]
     if snapshots.empty or "cache" not in snapshots:
         return pd.DataFrame(columns=columns)
-    newest = _newest_per_process(snapshots)
-    totals = newest.groupby("cache", as_index=False).agg(
-        hits=("hits", "sum"),
-        misses=("misses", "sum"),
-        evictions=("evictions", "sum"),
-        expirations=("expirations", "sum"),
-        size=("size", "sum"),
-        max_size=("max_size", "sum"),
-        processes=("pid", "nunique"),
-    )
-    if "backend" in newest:
-        # A disk cache is one folder shared by its processes: each reports the same entries.
-        shared = newest[newest["backend"] == "disk"].groupby("cache")[["size", "max_size"]].max()
-        for name, row in shared.iterrows():
-            totals.loc[totals["cache"] == name, ["size", "max_size"]] = [
-                row["size"],
-                row["max_size"],
-            ]
-    lookups = totals["hits"] + totals["misses"]
-    totals["hit_rate"] = np.where(lookups > 0, totals["hits"] / lookups.where(lookups > 0, 1), 0.0)
-    return totals[columns]
+    newest = snapshots.sort_values("timestamp").groupby(["cache", "pid"], as_index=False).last()
+    return pd.DataFrame(_summed(newest, ["cache"]), columns=columns)
 
 
 def cache_buckets(snapshots: pd.DataFrame, width_s: int) -> pd.DataFrame:
@@ -201,10 +191,7 @@ def cache_buckets(snapshots: pd.DataFrame, width_s: int) -> pd.DataFrame:
     newest = (
         frame.sort_values("timestamp").groupby(["cache", "pid", "bucket"], as_index=False).last()
     )
-    summed = newest.groupby(["cache", "bucket"], as_index=False)[["hits", "misses"]].sum()
-    lookups = summed["hits"] + summed["misses"]
-    summed["hit_rate"] = np.where(lookups > 0, summed["hits"] / lookups.where(lookups > 0, 1), 0.0)
-    return summed[columns]
+    return pd.DataFrame(_summed(newest, ["cache", "bucket"]), columns=columns)
 
 
 def recent_usage(history: list[ResourceUsage], seconds: float) -> pd.DataFrame:
@@ -224,12 +211,14 @@ def recent_usage(history: list[ResourceUsage], seconds: float) -> pd.DataFrame:
 
 
 def alert_history(
-    samples: pd.DataFrame, thresholds: dict[str, float], min_duration_s: float = 30.0
+    samples: pd.DataFrame,
+    thresholds: dict[str, float],
+    min_duration_s: float = MIN_ALERT_DURATION_S,
 ) -> pd.DataFrame:
-    """When each resource crossed its threshold and for how long.
+    """When each resource crossed its threshold and for how long, newest first.
 
-    A crossing is a run of consecutive samples at or above the threshold; one shorter than
-    ``min_duration_s`` (a blip) is not an alert. ``thresholds`` maps "cpu"/"memory"/"disk" to
+    The crossings are ``resources.alert_runs``: runs of consecutive samples at or above the
+    threshold lasting at least ``min_duration_s``. ``thresholds`` maps "cpu"/"memory"/"disk" to
     the warning level; severity is the worst level the run reached.
     """
     columns = ["resource", "start", "end", "duration_s", "peak", "threshold", "severity"]
@@ -244,28 +233,17 @@ def alert_history(
             continue
         threshold = thresholds[resource]
         values = ordered[column].to_numpy(dtype=np.float64)
-        above = values >= threshold
-        # Runs of consecutive samples above: where `above` switches on, and where it switches off.
-        edges = np.diff(np.r_[False, above, False].astype(np.int8))
-        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        if starts.size == 0:
-            continue
-        durations = seconds[stops - 1] - seconds[starts]
-        # reduceat spans a run and the samples below the threshold that follow it, up to the
-        # next run: those can't exceed the run's own maximum.
-        peaks = np.maximum.reduceat(values, starts)
-        for start, stop, duration, peak in zip(starts, stops, durations, peaks, strict=True):
-            if duration < min_duration_s:
-                continue
+        for first, last in alert_runs(seconds, values, threshold, min_duration_s):
+            peak = float(values[first : last + 1].max())
             rows.append(
                 {
                     "resource": resource,
-                    "start": stamps.iloc[start],
-                    "end": stamps.iloc[stop - 1],
-                    "duration_s": float(duration),
-                    "peak": float(peak),
+                    "start": stamps.iloc[first],
+                    "end": stamps.iloc[last],
+                    "duration_s": float(seconds[last] - seconds[first]),
+                    "peak": peak,
                     "threshold": threshold,
-                    "severity": classify(float(peak), threshold),
+                    "severity": classify(peak, threshold),
                 }
             )
     return pd.DataFrame(rows, columns=columns).sort_values(
@@ -289,15 +267,18 @@ def _image_operations(profiles: pd.DataFrame) -> int:
     return int(worked.sum())
 
 
-def headline(store: SampleStore, window: Window) -> dict[str, Any]:
-    """The Overview's numbers for the window: operations timed, requests, errors, cache, images.
+def headline(
+    monitor: PerformanceMonitor,
+    tracker: APIPerformanceTracker,
+    cache_snapshots: pd.DataFrame,
+    profiles: pd.DataFrame,
+) -> dict[str, Any]:
+    """The Overview's numbers: operations timed, requests, errors, cache hit rate, images.
 
-    Counted on the loaded monitor and tracker the other pages share, not on raw DataFrames.
+    Counted on a window's monitor and tracker (the ones the other pages share, not raw
+    DataFrames), its cache snapshots and its profiles.
     """
-    directory = str(store.directory)
-    monitor = cached_monitor(directory, window.since, window.until)
-    tracker = cached_api_tracker(directory, window.since, window.until)
-    totals = cache_totals(cached_cache_stats(directory, window.since, window.until))
+    totals = cache_totals(cache_snapshots)
     lookups = int(totals["hits"].sum() + totals["misses"].sum()) if not totals.empty else 0
     requests = tracker.sample_count()
     return {
@@ -309,72 +290,5 @@ def headline(store: SampleStore, window: Window) -> dict[str, Any]:
         "requests": requests,
         "error_rate": tracker.get_error_rate() if requests else None,
         "cache_hit_rate": float(totals["hits"].sum()) / lookups if lookups else None,
-        "images_profiled": _image_operations(
-            cached_profiles(directory, window.since, window.until)
-        ),
+        "images_profiled": _image_operations(profiles),
     }
-
-
-# -- cached readers: keyed by store folder and window, bounded, refreshed every REFRESH_S ------
-# cache_resource, not cache_data: cache_data hands out a pickled copy on every access, which for
-# a week of samples costs more than reading them. Pages never mutate what they get.
-
-
-# The window's end, rounded to its refresh period, is in every key: a key stands for data that
-# no longer changes, so entries live until evicted (max_entries), not for a fixed ttl that
-# would reload a week on every click. The ttl only frees memory of windows nobody looks at.
-_TTL_S = 3600.0
-
-
-@st.cache_resource(show_spinner=False)
-def _store(directory: str) -> SampleStore:
-    """One SampleStore per folder for the server's lifetime (the default one, in practice)."""
-    default = get_store()
-    return default if str(default.directory) == directory else SampleStore(directory)
-
-
-@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
-def cached_metrics_frame(directory: str, since: float, until: float) -> pd.DataFrame:
-    """Raw metric samples of the window (see SampleStore.metrics_frame)."""
-    return _store(directory).metrics_frame(since, until)
-
-
-@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
-def cached_api_frame(directory: str, since: float, until: float) -> pd.DataFrame:
-    """Raw requests of the window (see SampleStore.api_frame)."""
-    return _store(directory).api_frame(since, until)
-
-
-@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
-def cached_resources(directory: str, since: float, until: float) -> pd.DataFrame:
-    """Resource samples of the window."""
-    return _store(directory).resource_samples(since, until)
-
-
-@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
-def cached_cache_stats(directory: str, since: float, until: float) -> pd.DataFrame:
-    """Cache snapshots of the window."""
-    return _store(directory).cache_stats(since, until)
-
-
-@st.cache_resource(ttl=_TTL_S, max_entries=16, show_spinner=False)
-def cached_profiles(directory: str, since: float, until: float) -> pd.DataFrame:
-    """Profiles of the window."""
-    return _store(directory).profiles(since, until)
-
-
-@st.cache_resource(ttl=_TTL_S, max_entries=8, show_spinner=False)
-def cached_monitor(directory: str, since: float, until: float) -> PerformanceMonitor:
-    """A read-only monitor over the window (shared by sessions; never mutated)."""
-    return _store(directory).load_monitor(since, until)
-
-
-@st.cache_resource(ttl=_TTL_S, max_entries=8, show_spinner=False)
-def cached_api_tracker(directory: str, since: float, until: float) -> APIPerformanceTracker:
-    """A read-only API tracker over the window (shared by sessions; never mutated)."""
-    return _store(directory).load_api_tracker(since, until)
-
-
-def has_metrics(store: SampleStore) -> bool:
-    """Whether the store holds any metric series (the pages' empty state asks this)."""
-    return bool(store.directory.exists() and store.series_names(METRIC))
