@@ -8,7 +8,7 @@ from datetime import date
 
 import psutil
 
-from bench import core, dashboard, idle
+from bench import core, dashboard, flush_rate, idle, reliability
 from bench._harness import table
 
 
@@ -20,6 +20,11 @@ def main() -> None:
     )
     print("## Core\n")
     print(table(core.run()), flush=True)
+    print("\n## Sustained rate: one thread recording, the background flusher writing\n")
+    flush_rate.main()
+    print("\n## Reliability: real processes, real kills\n", flush=True)
+    if reliability.main([]) != 0:
+        sys.exit(1)
     if "--core" not in sys.argv:
         print("\n## Dashboard and pipeline\n")
         print(table(dashboard.run() + idle.run(seconds=300.0)))

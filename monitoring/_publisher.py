@@ -17,8 +17,10 @@ cache publishes a snapshot of its counters when they change and needs no outbox.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 from ._flusher import FLUSHER, flush_sources
@@ -79,7 +81,16 @@ class SeriesPublisher(Publisher):
     KIND: ClassVar[str]
     WIDTH: ClassVar[int]
 
-    def __init__(self, max_history: int | None = None, *, store: SampleStore | None = None) -> None:
+    def __init__(
+        self,
+        max_history: int | None = None,
+        *,
+        store: SampleStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not callable(clock):
+            raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
+        self._clock = clock
         history = get_settings().MAX_HISTORY if max_history is None else max_history
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"max_history must be a positive integer, got {max_history!r}")
@@ -94,6 +105,7 @@ class SeriesPublisher(Publisher):
         series = SeriesBuffer(
             self.WIDTH, self.max_history, unit=unit, persist=self._store is not None
         )
+        series.clock = self._clock
         if self._store is not None:
             series.on_backlog = FLUSHER.wake
         return series

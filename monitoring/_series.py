@@ -24,6 +24,7 @@ import itertools
 import math
 import struct
 import threading
+import time
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,7 @@ class SeriesBuffer:
 
     __slots__ = (
         "base",
+        "clock",
         "data",
         "dropped",
         "flushed",
@@ -72,6 +74,7 @@ class SeriesBuffer:
         max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         self.lock = threading.Lock()
+        self.clock: Callable[[], float] = time.time  # stamps the rows (the owner's clock=)
         self.width = width
         self.stride = width + 1
         self.pack_row = struct.Struct(f"{self.stride}d").pack  # native doubles, as array('d')

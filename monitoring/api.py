@@ -108,10 +108,7 @@ class APIPerformanceTracker(SeriesPublisher):
         store: SampleStore | None = None,
         clock: Clock = time,
     ) -> None:
-        if not callable(clock):
-            raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
-        super().__init__(max_history, store=store)
-        self._clock = clock
+        super().__init__(max_history, store=store, clock=clock)
 
     # -- recording ----------------------------------------------------------------------------
 

@@ -88,14 +88,11 @@ class Timer:
     ``elapsed`` holds the seconds once the block has ended.
     """
 
-    __slots__ = ("_clock", "_metadata", "_series", "_start", "elapsed")
+    __slots__ = ("_metadata", "_series", "_start", "elapsed")
 
-    def __init__(
-        self, series: SeriesBuffer, metadata: dict[str, Any] | None, clock: Clock = time
-    ) -> None:
+    def __init__(self, series: SeriesBuffer, metadata: dict[str, Any] | None) -> None:
         self._series = series
         self._metadata = metadata
-        self._clock = clock
         self.elapsed: float | None = None
 
     def __enter__(self) -> Timer:
@@ -114,7 +111,7 @@ class Timer:
         if exc_type is None and self._metadata is None:
             # The hot path, inlined: one C call appends the whole row (see _series.py).
             data = series.data
-            data.frombytes(series.pack_row(self._clock(), elapsed, NO_META))
+            data.frombytes(series.pack_row(series.clock(), elapsed, NO_META))
             if len(data) > series.trim_at:
                 series.trim()
             return
@@ -122,7 +119,7 @@ class Timer:
         metadata = copy_metadata(self._metadata, "Timer") if self._metadata else {}
         if exc_type is not None:
             metadata["error"] = exc_type.__name__
-        series.add((self._clock(), elapsed), metadata)
+        series.add((series.clock(), elapsed), metadata)
 
 
 class PerformanceMonitor(SeriesPublisher):
@@ -148,10 +145,7 @@ class PerformanceMonitor(SeriesPublisher):
         store: SampleStore | None = None,
         clock: Clock = time,
     ) -> None:
-        if not callable(clock):
-            raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
-        super().__init__(max_history, store=store)
-        self._clock = clock
+        super().__init__(max_history, store=store, clock=clock)
         self._running: dict[tuple[str, int], float] = {}
 
     def __repr__(self) -> str:
@@ -190,7 +184,7 @@ class PerformanceMonitor(SeriesPublisher):
             raise ValueError(
                 f"Metric {name!r}: metadata must be a dict, got {short_repr(metadata)}"
             )
-        return Timer(series, metadata, self._clock)
+        return Timer(series, metadata)
 
     def start_timer(self, name: str) -> None:
         """Start timing ``name`` in this thread or asyncio task; ``stop_timer`` records it."""
@@ -514,7 +508,7 @@ class _StoredMonitor(PerformanceMonitor):
         raise ValueError("This monitor was loaded from the store and is read-only")
 
     def timer(self, name: str, metadata: dict[str, Any] | None = None) -> Timer:
-        return Timer(self._buffer(name), metadata, self._clock)
+        return Timer(self._buffer(name), metadata)
 
     def record_metric(
         self,

@@ -48,6 +48,7 @@ import psutil
 
 from ._common import MB, Clock, TimeRange, check_name
 from ._flusher import flush_sources
+from ._forks import on_fork
 from ._metadata import copy_metadata, short_repr
 from ._publisher import RecordPublisher
 from .monitor import PerformanceMonitor
@@ -195,7 +196,7 @@ class PeakMemory:
         # Probed without writing: a reset at import would wipe the host's own peak reading.
         self.supported = os.access(_CLEAR_REFS, os.W_OK) and os.access(_STATUS, os.R_OK)
 
-    def after_fork(self) -> None:
+    def _after_fork(self) -> None:
         """A child starts with no profile running, no sampler and a lock nobody holds."""
         self._lock = threading.Lock()
         self._windows = []
@@ -255,7 +256,7 @@ class PeakMemory:
         if self.supported:
             try:
                 mark = self._mark()
-                _CLEAR_REFS.write_text("5")
+                _CLEAR_REFS_FILE.write(b"5")
             except OSError:
                 self.supported = False
         for window in self._windows:
@@ -303,7 +304,7 @@ class PeakMemory:
 
     @staticmethod
     def _mark() -> float | None:
-        match = _HWM.search(_STATUS.read_bytes())
+        match = _HWM.search(_STATUS_FILE.read())
         return float(match.group(1)) * 1024.0 if match else None
 
     def lifetime_peak(self) -> float:
@@ -315,12 +316,46 @@ class PeakMemory:
             return max(self._lifetime, (self._mark() or 0.0) if self.supported else 0.0)
 
 
+class _ProcFile:
+    """A /proc/self file kept open and read with one ``pread``: a profile reads RSS and the
+    high-water mark several times, and opening the file each time (as psutil does) cost
+    most of profile_operation's overhead. Reopened in a forked child, whose /proc/self
+    differs."""
+
+    def __init__(self, path: str, flags: int = os.O_RDONLY) -> None:
+        self.path, self.flags = path, flags
+        self._fd: int | None = None
+        self._pid = 0
+
+    def fd(self) -> int:
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:
+            self._fd, self._pid = os.open(self.path, self.flags), pid
+        return self._fd
+
+    def read(self) -> bytes:
+        return os.pread(self.fd(), 4096, 0)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.fd(), data)
+
+
+_STATM = _ProcFile("/proc/self/statm")
+_STATUS_FILE = _ProcFile(str(_STATUS))
+_CLEAR_REFS_FILE = _ProcFile(str(_CLEAR_REFS), os.O_WRONLY)
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def _rss() -> int:
-    return int(current_process().memory_info().rss)
+    """Resident bytes of this process (statm's second field; psutil where /proc is absent)."""
+    try:
+        return int(_STATM.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return int(current_process().memory_info().rss)
 
 
 _PEAK = PeakMemory()
-os.register_at_fork(after_in_child=_PEAK.after_fork)
+on_fork(_PEAK)
 _process: psutil.Process | None = None
 
 
@@ -402,7 +437,7 @@ class ImageProcessingProfiler(RecordPublisher):
             wall = time.perf_counter() - wall_start
             cpu = time.process_time() - cpu_start
             peak = _PEAK.end(window)
-            rss_after = current_process().memory_info().rss
+            rss_after = _rss()
             profile: dict[str, Any] = {
                 "operation": name,
                 "success": error is None,
