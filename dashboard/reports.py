@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import streamlit as st
 
 from ptpd_calibration.monitoring._common import day_window
 from ptpd_calibration.monitoring.report import PerformanceReport
+from ptpd_calibration.monitoring.store import METRIC
 
 from .readers import cleared_by_invalidate, store_at
 
-__all__ = ["comparison_report", "daily_report", "raw_metrics", "session_report"]
+__all__ = ["comparison_report", "daily_report", "days_with_data", "raw_metrics", "session_report"]
 
 
 def _reporter(directory: str, since: float, until: float) -> PerformanceReport:
@@ -28,11 +29,6 @@ def _both(
         reporter.export_report(report, "json").encode(),
         reporter.export_report(report, "csv").encode(),
     )
-
-
-def _day_bounds(start: date, end: date) -> tuple[float, float]:
-    """From the first local day's start to the last one's end."""
-    return day_window(start)[1], day_window(end)[2]
 
 
 @cleared_by_invalidate
@@ -57,12 +53,33 @@ def session_report(
 @cleared_by_invalidate
 @st.cache_data(ttl=60, max_entries=16, show_spinner="Building the report…")
 def comparison_report(
-    directory: str, first: tuple[date, date], second: tuple[date, date]
+    directory: str, first: tuple[float, float], second: tuple[float, float]
 ) -> tuple[dict[str, object], bytes, bytes]:
-    """The comparison of two day ranges and its JSON and CSV bytes."""
-    periods = _day_bounds(*first), _day_bounds(*second)
-    reporter = _reporter(directory, min(p[0] for p in periods), max(p[1] for p in periods))
-    return _both(reporter, reporter.compare_performance(*periods))
+    """The comparison of two periods (epoch seconds, any times) and its JSON and CSV bytes."""
+    reporter = _reporter(directory, min(first[0], second[0]), max(first[1], second[1]))
+    return _both(reporter, reporter.compare_performance(first, second))
+
+
+@cleared_by_invalidate
+@st.cache_data(ttl=60, max_entries=4, show_spinner=False)
+def days_with_data(directory: str, newest: date, wanted: int = 2, horizon: int = 60) -> list[date]:
+    """The ``wanted`` most recent local days up to ``newest`` with a metric sample, newest
+    first, looking back ``horizon`` days at most.
+
+    Each day is probed series by series, stopping at the first sample: a day with data costs
+    one series' day, an empty one an indexed probe per series.
+    """
+    store = store_at(directory)
+    names = store.series_names(METRIC) if store.directory.exists() else []
+    found: list[date] = []
+    for back in range(horizon):
+        day = newest - timedelta(days=back)
+        _, since, until = day_window(day)
+        if any(store.read_columns(METRIC, name, since, until).size for name in names):
+            found.append(day)
+            if len(found) == wanted:
+                break
+    return found
 
 
 @cleared_by_invalidate

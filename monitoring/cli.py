@@ -37,7 +37,6 @@ __all__ = ["PROG", "build_parser", "main"]
 PROG = "ptpd-monitor"
 _FORMATS = ("json", "csv")
 _REPORT_FORMATS = (*_FORMATS, "html")  # html: the report and its charts, one offline page
-_DEMO_SECONDS = 10.0
 _ISO_HELP = "an ISO date or datetime (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM]; naive is local)"
 
 
@@ -195,14 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(handler=_sample, parser=sample)
 
-    demo = command("demo", "Record a short, realistic calibration session into the store.")
+    demo = command(
+        "demo",
+        "Record a realistic past week of calibration sessions into the store.",
+        more="Seven days ending now, written with past timestamps in a few seconds: working "
+        "hours and quiet nights, a slow day, an afternoon of high CPU, a burst of API errors, "
+        "cache warm-ups and a regression in the last hour. --seconds records live instead.",
+    )
     demo.add_argument(
-        "--seconds", type=_positive, default=_DEMO_SECONDS, help="default: %(default)g"
+        "--seconds",
+        type=_positive,
+        metavar="N",
+        help="record a live session for N seconds instead of the past week",
     )
     demo.add_argument(
         "--if-empty", action="store_true", help="do nothing when the store already has metrics"
     )
-    demo.add_argument("--seed", type=int, help="make the simulated traffic repeatable")
+    demo.add_argument("--seed", type=int, help="make the demo data repeatable")
     demo.set_defaults(handler=_demo, parser=demo)
 
     report = command("report", "Daily, session and comparison reports (JSON, CSV or HTML).")
@@ -447,8 +455,9 @@ def _require_writable(store: SampleStore) -> None:
         raise StoreError(store.directory, f"its folder is not writable ({exc})") from None
 
 
-def _record_demo(store: SampleStore, seconds: float, seed: int | None) -> dict[str, Any]:
-    from .demo import record_demo_session
+def _record_demo(store: SampleStore, seconds: float | None, seed: int | None) -> dict[str, Any]:
+    """The past week (``seconds`` None), or a live session of ``seconds``."""
+    from .demo import record_demo_session, record_demo_week
 
     _require_publishing()
     _require_writable(store)
@@ -464,7 +473,10 @@ def _record_demo(store: SampleStore, seconds: float, seed: int | None) -> dict[s
             sys.stderr.flush()
 
     progress(0.0)
-    summary = record_demo_session(seconds, progress=progress, seed=seed)
+    if seconds is None:
+        summary = record_demo_week(progress=progress, seed=seed, store=store)
+    else:
+        summary = record_demo_session(seconds, progress=progress, seed=seed)
     progress(1.0)
     sys.stderr.write("\n")
     _check_writes(store)
@@ -493,7 +505,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         )
     store = _store()
     if args.demo and not _has_metrics(store):
-        _record_demo(store, _DEMO_SECONDS, None)
+        _record_demo(store, None, None)
     # The settings of .streamlit/config.toml that matter wherever the command runs (Streamlit
     # reads that file only from the working folder). A browser tab opens where there is a screen.
     headless = "false" if _has_display() else "true"
@@ -502,7 +514,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         "--server.address", args.host,
         "--server.port", str(args.port),
         "--server.headless", headless,
-        "--server.maxUploadSize", "200",
+        "--server.maxUploadSize", "1024",  # MB: an 88 MP 16-bit RGB drum scan is 528
         "--server.fileWatcherType", "none",
         "--runner.postScriptGC", "false",
         "--browser.gatherUsageStats", "false",
@@ -565,6 +577,15 @@ def _demo(args: argparse.Namespace) -> int:
             )
             return 0
     summary = _record_demo(store, args.seconds, args.seed)
+    if args.seconds is None:
+        print(
+            f"{PROG}: recorded a demo week into {store.directory} in {summary['seconds']:.1f} s: "
+            f"{len(summary['sessions'])} sessions over {summary['days']} days, "
+            f"{summary['pipeline_runs']} pipeline runs, {summary['requests']} requests "
+            f"({summary['request_errors']} errors); the latest session, "
+            f"{summary['session_id']}, covers every operation"
+        )
+        return 0
     print(
         f"{PROG}: recorded session {summary['session_id']}: {summary['pipeline_runs']} pipeline "
         f"runs, {summary['requests']} requests ({summary['request_errors']} errors) into "

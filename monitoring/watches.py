@@ -95,6 +95,7 @@ __all__ = [
     "parse_watches_toml",
     "register_watch",
     "registered_watches",
+    "seconds_per_unit",
     "unregister_watch",
     "watch_history",
 ]
@@ -772,7 +773,9 @@ def _moments(watch: Watch, now: float) -> list[float]:
     return [now - watch.for_s * (count - i) / count for i in range(count + 1)]
 
 
-def _seconds_per_unit(unit: str) -> float | None:
+def seconds_per_unit(unit: str) -> float | None:
+    """Seconds in one ``unit`` ("ms" → 0.001), or None for a unit that is not a time: the one
+    table the watches and the dashboard's watch bands convert with."""
     return _TIME_UNITS.get(unit.strip().lower()) if unit else None
 
 
@@ -784,7 +787,7 @@ def _show(value: float | None, unit: str, stat: str) -> str:
         return f"{value:.2%}"
     if stat == "count_per_min":
         return f"{value:.3g}/min"
-    scale = _seconds_per_unit(unit)
+    scale = seconds_per_unit(unit)
     if scale is not None:
         seconds = value * scale
         if seconds < 1:
@@ -874,7 +877,7 @@ def _judge(watch: Watch, reader: _Reader, now: float) -> WatchResult | None:
     start = moments[0] - watch.window
     recent = reader.read(watch, start, now)
     unit = recent.unit or ("ms" if watch.kind == "endpoint" else "")
-    timing = _seconds_per_unit(unit) is not None
+    timing = seconds_per_unit(unit) is not None
 
     def result(status: Status, message: str, **fields: Any) -> WatchResult:
         fields.setdefault("value", None)
@@ -938,7 +941,7 @@ def _judge(watch: Watch, reader: _Reader, now: float) -> WatchResult | None:
             if watch.kind == "endpoint":
                 threshold = watch.above_ms
             else:
-                scale = _seconds_per_unit(unit)
+                scale = seconds_per_unit(unit)
                 if scale is None:
                     return result(
                         "invalid",

@@ -30,6 +30,7 @@ import pytest
 import ptpd_calibration.monitoring as monitoring
 from ptpd_calibration.monitoring import _flusher
 from ptpd_calibration.monitoring.settings import get_settings
+from ptpd_calibration.monitoring.watches import clear_registered_watches
 
 ENV_PREFIX = "PTPD_MONITORING_"
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z: where a FakeClock starts
@@ -52,7 +53,7 @@ class FakeClock:
 
 
 def reset_monitoring() -> None:
-    """Forget the ``get_*()`` instances and the cached settings.
+    """Forget the ``get_*()`` instances, the watches declared in Python and the cached settings.
 
     The next ``get_monitor()`` (or any ``get_*()``) builds a new instance from the settings the
     environment holds then.
@@ -60,6 +61,7 @@ def reset_monitoring() -> None:
     instances = getattr(monitoring, "_instances", None)
     if isinstance(instances, dict):
         instances.clear()
+    clear_registered_watches()
     get_settings.cache_clear()
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from ptpd_calibration.dashboard import charts
-from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
+from ptpd_calibration.dashboard.components import (
+    current_window,
+    empty_state,
+    guarded,
+    show_table,
+    store_in_use,
+)
 from ptpd_calibration.dashboard.readers import cached_api_frame, cached_api_tracker
-from ptpd_calibration.dashboard.transforms import api_buckets, bucket_seconds
+from ptpd_calibration.dashboard.transforms import api_buckets, api_tables, time_grid
+from ptpd_calibration.dashboard.watch_view import add_watch_bands, watch_results
 
 st.title("API")
 store = store_in_use()
@@ -19,61 +25,49 @@ with guarded("the API page"):
         report = cached_api_tracker(directory, window.since, window.until).generate_api_report()
         if not report["total_requests"]:
             st.info(
-                f"No requests in the last {window.label}. Wrap the app with "
+                f"No requests {window.within}. Wrap the app with "
                 "`MonitoringMiddleware` or use `get_api_tracker().track(...)`."
             )
         else:
+            unit, table, slowest, failing = api_tables(report)
+            factor = 0.001 if unit == "s" else 1.0
             a, b, c = st.columns(3)
             a.metric("Requests", f"{report['total_requests']:,}")
-            b.metric("Error rate", f"{report['overall_error_rate']:.1%}")
-            c.metric("p95", f"{report['overall_p95_ms']:.1f} ms")
-            table = pd.DataFrame(
-                [
-                    {
-                        "endpoint": name,
-                        "requests": s["count"],
-                        "errors": s["error_count"],
-                        "error rate": s["error_rate"],
-                        "p50 ms": s["p50_ms"],
-                        "p95 ms": s["p95_ms"],
-                        "p99 ms": s["p99_ms"],
-                    }
-                    for name, s in report["endpoints"].items()
-                ]
-            ).sort_values("requests", ascending=False)
-            st.dataframe(
-                table,
-                hide_index=True,
-                width="stretch",
-                column_config={"error rate": st.column_config.NumberColumn(format="percent")},
-            )
+            b.metric("Error rate", f"{100 * report['overall_error_rate']:.1f} %")
+            c.metric("p95", f"{report['overall_p95_ms'] * factor:,.1f} {unit}")
+            show_table(table, hide_index=True, width="stretch")
             left, right = st.columns(2)
-            left.subheader("Slowest (p95)")
-            left.dataframe(pd.DataFrame(report["slowest_endpoints"]), hide_index=True)
+            left.subheader(f"Slowest (p95, {unit})")
+            show_table(slowest, left, hide_index=True)
             right.subheader("Most failing")
-            failing = pd.DataFrame(report["highest_error_endpoints"])
             if failing.empty:
                 right.caption("No errors.")
             else:
-                right.dataframe(failing, hide_index=True)
-            buckets = api_buckets(
-                cached_api_frame(directory, window.since, window.until),
-                bucket_seconds(window.seconds),
+                show_table(failing, right, hide_index=True)
+            requests = cached_api_frame(directory, window.since, window.until)
+            grid = time_grid(
+                requests["timestamp"], window.since, window.until, keys=requests["endpoint"]
             )
-            st.plotly_chart(
-                charts.rate_lines(
-                    buckets, "bucket", "p95_ms", "endpoint", "p95 latency over time", "ms"
-                ),
-                key="api_latency",
-            )
-            st.plotly_chart(
-                charts.rate_lines(
+            if grid is not None:
+                buckets = api_buckets(requests, grid)
+                latency = charts.rate_lines(
+                    buckets.assign(p95_shown=buckets["p95_ms"] * factor),
+                    "bucket",
+                    "p95_shown",
+                    "endpoint",
+                    "p95 latency over time",
+                    unit,
+                    grid=grid,
+                )
+                add_watch_bands(latency, watch_results(), list(report["endpoints"]), unit)
+                st.plotly_chart(latency, key="api_latency")
+                errors = charts.rate_lines(
                     buckets.assign(error_pct=buckets["error_rate"] * 100),
                     "bucket",
                     "error_pct",
                     "endpoint",
                     "Error rate over time",
                     "%",
-                ),
-                key="api_errors",
-            )
+                    grid=grid,
+                )
+                st.plotly_chart(errors, key="api_errors")

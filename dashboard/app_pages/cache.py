@@ -1,4 +1,4 @@
-"""Cache: hit rate over time, hits/misses/evictions/expirations, size against max size."""
+"""Cache: hit rate over time, hits, misses, evictions, expirations, size against max size."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import streamlit as st
 from ptpd_calibration.dashboard import charts
 from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
 from ptpd_calibration.dashboard.readers import cached_cache_stats
-from ptpd_calibration.dashboard.transforms import bucket_seconds, cache_buckets, cache_totals
+from ptpd_calibration.dashboard.transforms import cache_buckets, cache_totals, time_grid
 
 st.title("Cache")
 store = store_in_use()
@@ -18,21 +18,39 @@ with guarded("the cache page"):
         totals = cache_totals(snapshots)
         if totals.empty:
             st.info(
-                f"No cache statistics in the last {window.label}; `get_cache()` publishes "
+                f"No cache statistics {window.within}; `get_cache()` publishes "
                 "them while the app uses it."
             )
         else:
             for row in totals.to_dict("records"):
                 st.subheader(f"Cache `{row['cache']}`")
-                a, b, c, d, e = st.columns(5)
-                a.metric("Hit rate", f"{row['hit_rate']:.1%}")
-                b.metric("Hits / misses", f"{int(row['hits']):,} / {int(row['misses']):,}")
-                c.metric("Evictions", f"{int(row['evictions']):,}")
-                d.metric("Expirations", f"{int(row['expirations']):,}")
-                e.metric("Size", f"{int(row['size']):,} of {int(row['max_size']):,}")
-                st.progress(
-                    min(int(row["size"]) / max(int(row["max_size"]), 1), 1.0),
-                    text=f"{row['processes']} process(es)",
+                # Two rows of three: a count of six digits and more still fits its column.
+                a, b, c = st.columns(3)
+                a.metric("Hit rate", f"{100 * row['hit_rate']:.1f} %")
+                b.metric("Hits", f"{int(row['hits']):,}")
+                c.metric("Misses", f"{int(row['misses']):,}")
+                d, e, f = st.columns(3)
+                d.metric("Evictions", f"{int(row['evictions']):,}")
+                e.metric("Expirations", f"{int(row['expirations']):,}")
+                processes = int(row["processes"])
+                f.metric(
+                    "Processes",
+                    f"{processes:,}",
+                    help="Processes whose cache published in this window; the numbers above "
+                    "are their sums.",
                 )
-            buckets = cache_buckets(snapshots, bucket_seconds(window.seconds))
-            st.plotly_chart(charts.cache_hit_rate_lines(buckets), key="cache_rate")
+                size, max_size = int(row["size"]), int(row["max_size"])
+                # How full the cache is: a fill level in the theme's colour, full being normal
+                # for a warm cache (evictions tell when it is too small).
+                st.progress(
+                    min(size / max(max_size, 1), 1.0),
+                    text=f"size {size:,} of {max_size:,}",
+                )
+            # Each process publishes its cache on its own rhythm: their intervals count apart.
+            publishers = snapshots["cache"].astype(str) + "/" + snapshots["pid"].astype(str)
+            grid = time_grid(snapshots["timestamp"], window.since, window.until, keys=publishers)
+            if grid is not None:
+                st.plotly_chart(
+                    charts.cache_hit_rate_lines(cache_buckets(snapshots, grid), grid=grid),
+                    key="cache_rate",
+                )

@@ -7,14 +7,24 @@ import contextlib
 import streamlit as st
 
 from ptpd_calibration.dashboard import charts
-from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
+from ptpd_calibration.dashboard.components import (
+    current_window,
+    empty_state,
+    guarded,
+    show_table,
+    store_in_use,
+)
 from ptpd_calibration.dashboard.readers import cached_resources, window_headline
 from ptpd_calibration.dashboard.transforms import (
     REFRESH_S,
     alert_history,
+    alert_table,
     period_end,
     recent_usage,
+    resource_buckets,
+    time_grid,
 )
+from ptpd_calibration.dashboard.watch_view import show_watches
 from ptpd_calibration.monitoring import StoreError, get_resource_monitor
 from ptpd_calibration.monitoring.resources import MIN_ALERT_DURATION_S
 
@@ -51,6 +61,8 @@ def _gauges_and_alerts() -> None:
         show(alert["message"])
     if not alerts:
         st.caption("No resource above its threshold.")
+    with guarded("the watches"):
+        show_watches()  # judged once a minute per server (watch_view), read here
     # This server's own sampler keeps the last minutes in memory: no store read every refresh.
     # Just after start it holds a few seconds; then the store has the minutes before (read at
     # most every _STORE_PERIOD_S, so the 2 s refresh stays cheap).
@@ -64,7 +76,9 @@ def _gauges_and_alerts() -> None:
                 )
                 if len(stored) > len(recent):
                     recent = stored
-        if not recent.empty:
+        grid = time_grid(recent["timestamp"]) if not recent.empty else None
+        if grid is not None:
+            buckets = resource_buckets(recent, grid)
             lines = st.columns(3)
             for column, (field, title) in zip(
                 lines,
@@ -75,9 +89,11 @@ def _gauges_and_alerts() -> None:
                 ],
                 strict=True,
             ):
-                if field in recent:
+                if field in buckets:
                     column.plotly_chart(
-                        charts.sparkline(recent, field, f"{title}, last 10 min"),
+                        charts.sparkline(
+                            buckets, field, f"{title}, last 10 min", grid=grid, x="bucket"
+                        ),
                         key=f"overview_spark_{field}",
                     )
 
@@ -90,14 +106,14 @@ window = current_window()
 with guarded("the overview"):
     if not empty_state(store, "overview"):
         numbers = window_headline(store, window)
-        st.subheader(f"Last {window.label}" if window.label[0].isdigit() else window.label)
+        st.subheader(window.heading)
         a, b, c, d, e = st.columns(5)
         a.metric("Operations timed", f"{numbers['operations_timed']:,}")
         b.metric("API requests", f"{numbers['requests']:,}")
         rate = numbers["error_rate"]
-        c.metric("Error rate", "–" if rate is None else f"{rate:.1%}")
+        c.metric("Error rate", "–" if rate is None else f"{100 * rate:.1f} %")
         hit = numbers["cache_hit_rate"]
-        d.metric("Cache hit rate", "–" if hit is None else f"{hit:.1%}")
+        d.metric("Cache hit rate", "–" if hit is None else f"{100 * hit:.1f} %")
         e.metric("Image operations profiled", f"{numbers['images_profiled']:,}")
 
     monitor = get_resource_monitor()
@@ -113,4 +129,12 @@ with guarded("the overview"):
     if history.empty:
         st.caption(f"No threshold crossing of {MIN_ALERT_DURATION_S:g} s or more in this window.")
     else:
-        st.dataframe(history, hide_index=True, width="stretch")
+        show_table(
+            alert_table(history),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "start": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm:ss"),
+                "end": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm:ss"),
+            },
+        )

@@ -4,21 +4,33 @@ HTML (one page with the charts, which opens offline)."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
-import pandas as pd
 import streamlit as st
 
-from ptpd_calibration.dashboard.components import current_window, empty_state, guarded, store_in_use
+from ptpd_calibration.dashboard.components import (
+    current_window,
+    empty_state,
+    guarded,
+    period_inputs,
+    show_table,
+    store_in_use,
+)
 from ptpd_calibration.dashboard.html_report import build_html_report
 from ptpd_calibration.dashboard.readers import cached_monitor, store_at
 from ptpd_calibration.dashboard.reports import (
     comparison_report,
     daily_report,
+    days_with_data,
     raw_metrics,
     session_report,
 )
-from ptpd_calibration.dashboard.transforms import session_ids
+from ptpd_calibration.dashboard.transforms import (
+    comparison_tables,
+    period_label,
+    session_ids,
+    statistics_tables,
+)
 
 
 def downloads(stem: str, json_bytes: bytes, csv_bytes: bytes, key: str) -> None:
@@ -60,13 +72,30 @@ def html_download(directory: str, stem: str, json_bytes: bytes, key: str) -> Non
 
 
 def operations_table(report: dict[str, object]) -> None:
-    """The per-operation part of a report as a table."""
+    """The per-operation part of a report: a table per unit, the unit in every header
+    (timings in ms, or s above 10 s)."""
     operations = report.get("operations") or {}
     assert isinstance(operations, dict)
-    if operations:
-        st.dataframe(pd.DataFrame(operations).T, width="stretch")
-    else:
+    if not operations:
         st.caption("No samples in this report.")
+    for title, table in statistics_tables(operations):
+        st.markdown(f"**{title}**")
+        show_table(table, width="stretch")
+
+
+def compare_defaults(directory: str) -> tuple[date, date]:
+    """The days the Compare tab opens on: the two most recent with samples (older first);
+    with only one, the day before it and that day; with none, yesterday and today."""
+    today = date.today()
+    found = days_with_data(directory, today)
+    newest = found[0] if found else today
+    older = found[1] if len(found) > 1 else newest - timedelta(days=1)
+    return older, newest
+
+
+def whole_day(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time())
+    return start, start + timedelta(days=1)
 
 
 st.title("Reports")
@@ -87,7 +116,7 @@ with guarded("the reports"):
             window = current_window()
             sessions = session_ids(cached_monitor(directory, window.since, window.until))
             if not sessions:
-                st.caption(f"No samples tagged with a session_id in the last {window.label}.")
+                st.caption(f"No samples tagged with a session_id {window.within}.")
             else:
                 chosen = st.selectbox("Session", sessions, key="reports_session")
                 report, as_json, as_csv = session_report(
@@ -97,40 +126,33 @@ with guarded("the reports"):
                 downloads(f"ptpd-session-{chosen}", as_json, as_csv, "reports_session")
                 html_download(directory, f"ptpd-session-{chosen}", as_json, "reports_session")
         with compare:
-            today = date.today()
+            older, newer = compare_defaults(directory)
             left, right = st.columns(2)
-            first = left.date_input(
-                "First period", value=(today - timedelta(days=1),) * 2, key="reports_first"
+            left.markdown("**First period**")
+            first = period_inputs(left, "reports_first", *whole_day(older))
+            left.caption(period_label(*first))
+            right.markdown("**Second period**")
+            second = period_inputs(right, "reports_second", *whole_day(newer))
+            right.caption(period_label(*second))
+            # The ends are exclusive: 00:00 of the next day closes a whole day.
+            first = (first[0], max(first[0], first[1] - 1e-6))
+            second = (second[0], max(second[0], second[1] - 1e-6))
+            report, as_json, as_csv = comparison_report(directory, first, second)
+            tables = comparison_tables(report)
+            for title, table in tables:
+                st.markdown(f"**{title}**")
+                show_table(table, hide_index=True, width="stretch")
+            if not tables:
+                st.caption("Neither period has samples.")
+            stem = (
+                f"ptpd-compare-{datetime.fromtimestamp(first[0]):%Y-%m-%dT%H%M}"
+                f"-{datetime.fromtimestamp(second[0]):%Y-%m-%dT%H%M}"
             )
-            second = right.date_input("Second period", value=(today, today), key="reports_second")
-            if len(first) == 2 and len(second) == 2:
-                report, as_json, as_csv = comparison_report(
-                    directory, (first[0], first[1]), (second[0], second[1])
-                )
-                compared = report["operations"]
-                assert isinstance(compared, dict)
-                rows = [
-                    {
-                        "operation": name,
-                        "first mean": op["period1"]["mean"],
-                        "second mean": op["period2"]["mean"],
-                        "change %": (op["change"] or {}).get("percentage"),
-                        "direction": (op["change"] or {}).get("direction", "–"),
-                    }
-                    for name, op in compared.items()
-                ]
-                if rows:
-                    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-                else:
-                    st.caption("Neither period has samples.")
-                stem = f"ptpd-compare-{first[0]}-{second[1]}"
-                downloads(stem, as_json, as_csv, "reports_compare")
-                html_download(directory, stem, as_json, "reports_compare")
-            else:
-                st.caption("Pick a start and an end for both periods.")
+            downloads(stem, as_json, as_csv, "reports_compare")
+            html_download(directory, stem, as_json, "reports_compare")
         with raw:
             window = current_window()
-            st.caption(f"Every sample of the last {window.label}, with its metadata.")
+            st.caption(f"Every sample {window.within}, with its metadata.")
             if st.toggle("Prepare the raw export", key="reports_raw_ready"):
                 as_json, as_csv = raw_metrics(directory, window.since, window.until)
                 downloads("ptpd-metrics", as_json, as_csv, "reports_raw")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,13 @@ def _charts(at: AppTest) -> list[dict[str, Any]]:
     return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
 
 
+def _values(values: Any) -> np.ndarray:
+    """A trace's y: a plain list or plotly's base64 typed array."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def _chart_title(figure: dict[str, Any]) -> str:
     title = figure.get("layout", {}).get("title", {})
     return str(title.get("text", "")) if isinstance(title, dict) else str(title)
@@ -72,19 +81,19 @@ def test_every_page_explains_an_empty_store_and_offers_demo_data(
     assert at.button(key=f"{page}_demo").label == "Generate demo data"
 
 
-def test_generate_demo_data_records_a_session_and_the_page_shows_it(
+def test_generate_demo_data_records_a_week_and_the_page_shows_it(
     app: NewApp, empty_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ptpd_calibration.monitoring.demo as demo
 
-    real = demo.record_demo_session
-    calls: list[float] = []
+    real = demo.record_demo_week
+    calls: list[dict[str, Any]] = []
 
-    def shorter(seconds: float = 8.0, **kwargs: Any) -> dict[str, Any]:
-        calls.append(seconds)
-        return real(seconds=0.5, seed=2, **kwargs)
+    def repeatable(**kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return real(seed=2, **kwargs)
 
-    monkeypatch.setattr(demo, "record_demo_session", shorter)
+    monkeypatch.setattr(demo, "record_demo_week", repeatable)
     at = _open(app, "latency")
     assert not at.get("plotly_chart")
 
@@ -159,12 +168,26 @@ def test_overview_headline_numbers_match_the_recorded_session(
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["API requests"] == f"{summary['requests']:,}"
     assert metrics["Image operations profiled"] == f"{7 * summary['pipeline_runs']:,}"
-    assert metrics["Error rate"] == f"{summary['request_errors'] / summary['requests']:.1%}"
+    assert metrics["Error rate"] == _percent(summary["request_errors"] / summary["requests"])
     cache = summary["cache"]
-    assert metrics["Cache hit rate"] == f"{cache['hits'] / (cache['hits'] + cache['misses']):.1%}"
+    assert metrics["Cache hit rate"] == _percent(cache["hits"] / (cache["hits"] + cache["misses"]))
     for figure in _charts(at):
         if figure["data"][0]["type"] == "indicator":
             assert 0.0 <= figure["data"][0]["value"] <= 100.0
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f} %"
+
+
+def _column_formats(element: Any) -> dict[str, str]:
+    """The printf format of each number column of an st.dataframe (its column_config)."""
+    config = json.loads(element.proto.columns or "{}")
+    return {
+        name: column["type_config"]["format"]
+        for name, column in config.items()
+        if column.get("type_config", {}).get("format")
+    }
 
 
 def test_api_and_cache_pages_show_the_recorded_totals(
@@ -174,12 +197,157 @@ def test_api_and_cache_pages_show_the_recorded_totals(
     at = _open(app, "api")
     api = {m.label: m.value for m in at.metric}
     assert api["Requests"] == f"{summary['requests']:,}"
+    assert api["Error rate"] == _percent(summary["request_errors"] / summary["requests"])
 
     at.switch_page("app_pages/cache.py").run()
     cache = {m.label: m.value for m in at.metric}
     stats = summary["cache"]
-    assert cache["Hits / misses"] == f"{stats['hits']:,} / {stats['misses']:,}"
-    assert cache["Size"] == f"{stats['size']:,} of {stats['max_size']:,}"
+    # two metrics, not "21,530 / …" cut off in one column; the processes apart
+    assert cache["Hits"] == f"{stats['hits']:,}"
+    assert cache["Misses"] == f"{stats['misses']:,}"
+    assert cache["Processes"] == "1"
+    assert cache["Hit rate"] == _percent(stats["hits"] / (stats["hits"] + stats["misses"]))
+    (size,) = at.get("progress")
+    assert size.proto.text == f"size {stats['size']:,} of {stats['max_size']:,}"
+    assert size.proto.value == int(100 * stats["size"] / stats["max_size"])
+
+
+def test_api_tables_show_percentages_and_durations_with_their_unit(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]]
+) -> None:
+    at = _open(app, "api")
+    endpoints, slowest, failing = at.dataframe
+
+    assert list(endpoints.value.columns) == [
+        "endpoint",
+        "requests",
+        "errors",
+        "error rate",
+        "p50 (ms)",
+        "p95 (ms)",
+        "p99 (ms)",
+    ]
+    assert list(slowest.value.columns) == ["endpoint", "p95 (ms)", "mean (ms)"]
+    assert list(failing.value.columns) == ["endpoint", "error rate", "errors"]
+    # percentages in percent, shown as "6.3 %", not 0.0626
+    rates = failing.value["error rate"]
+    assert rates.max() > 1.0 and rates.max() <= 100.0
+    assert _column_formats(failing)["error rate"] == "%.1f %%"
+    assert _column_formats(endpoints) | {} == {
+        "error rate": "%.1f %%",
+        "p50 (ms)": "%.2f",
+        "p95 (ms)": "%.2f",
+        "p99 (ms)": "%.2f",
+    }
+    assert [h.value for h in at.subheader] == ["Slowest (p95, ms)", "Most failing"]
+    latency, errors = _charts(at)
+    assert latency["layout"]["yaxis"]["title"]["text"] == "ms"
+    assert errors["layout"]["yaxis"]["title"]["text"] == "%"
+
+
+def test_latency_statistics_match_the_charts_unit(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]]
+) -> None:
+    at = _open(app, "latency")
+    (table,) = at.dataframe
+    assert [h.value for h in at.subheader] == ["Statistics (ms)"]
+    assert all(c == "samples" or c.endswith(" (ms)") for c in table.value.columns)
+    lines, _ = _charts(at)
+    assert lines["layout"]["yaxis"]["title"]["text"] == "ms"
+    subtitle = lines["layout"]["title"]["subtitle"]["text"]
+    assert re.fullmatch(r"\d+ (s|min|h|d) buckets, times in UTC[+-]\d\d:\d\d", subtitle)
+    # the chart's p99 and the table's are one scale: ms
+    p99 = {t["name"]: np.nanmax(_values(t["y"])) for t in lines["data"]}
+    for operation in table.value.index:
+        assert p99[f"{operation} p99"] <= table.value.loc[operation, "max (ms)"] + 1e-9
+
+
+@pytest.mark.parametrize("window", ["15 min", "1 h", "24 h", "7 d"])
+def test_time_charts_are_lines_at_every_window(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]], window: str
+) -> None:
+    """The issue: one dot per series in every window, ticks 1 ms apart."""
+    at = app().run()
+    at.selectbox(key="window_label").set_value(window).run()
+    for page in ("latency", "api", "cache"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception
+        for figure in _charts(at):
+            if figure["data"][0]["type"] != "scatter":
+                continue
+            subtitle = figure["layout"]["title"]["subtitle"]["text"]
+            assert " buckets, times in " in subtitle, (page, subtitle)
+            for trace in figure["data"]:
+                points = np.isfinite(_values(trace["y"])).sum()
+                assert points >= 2, (page, trace["name"])  # a line, not a dot
+                assert trace["connectgaps"] is False
+            start, stop = (pd.Timestamp(t) for t in figure["layout"]["xaxis"]["range"])
+            assert (stop - start).total_seconds() >= 10.0
+
+
+def _write_days(directory: Path, days: list[int]) -> None:
+    """curve.fit samples at 10:00-10:10 local time ``days`` days ago (0: today)."""
+    from datetime import date, datetime, time, timedelta
+
+    from ptpd_calibration.monitoring.store import METRIC, ColumnBatch
+
+    batches = []
+    for back in days:
+        start = datetime.combine(date.today() - timedelta(days=back), time(10)).astimezone()
+        stamps = start.timestamp() + np.linspace(0, 600, 50)
+        batches.append(ColumnBatch(METRIC, "curve.fit", (stamps, np.full(50, 0.1)), "seconds"))
+    store = SampleStore(directory)
+    try:
+        assert store.write(batches)
+    finally:
+        store.close()
+
+
+def test_compare_defaults_to_the_two_most_recent_days_with_data(
+    app: NewApp, use_store: Callable[[Path], Path], tmp_path: Path
+) -> None:
+    from datetime import date, time, timedelta
+
+    directory = use_store(tmp_path / "store")
+    _write_days(directory, [2, 5, 9])  # nothing today or yesterday
+    at = _open(app, "reports")
+
+    today = date.today()
+    assert at.date_input(key="reports_first_from_date").value == today - timedelta(days=5)
+    assert at.date_input(key="reports_first_to_date").value == today - timedelta(days=4)
+    assert at.date_input(key="reports_second_from_date").value == today - timedelta(days=2)
+    assert at.time_input(key="reports_second_from_time").value == time(0, 0)
+    tables = [d.value for d in at.dataframe]
+    compared = tables[-1]  # the comparison (after the daily one)
+    assert list(compared["operation"]) == ["curve.fit"]
+    assert list(compared["first samples"]) == [50] and list(compared["second samples"]) == [50]
+    assert "first mean (ms)" in compared.columns
+    assert compared["first mean (ms)"][0] == pytest.approx(100.0)
+    captions = [c.value for c in at.caption]
+    assert f"{(today - timedelta(days=2)).day} " in " ".join(captions)
+    assert any(c.endswith(", 00:00 – 24:00") for c in captions)
+
+    # times, not only days: 10:05 onwards of the newer day holds half its samples
+    at.time_input(key="reports_second_from_time").set_value(time(10, 5)).run()
+    assert not at.exception
+    compared = at.dataframe[-1].value
+    assert compared["second samples"][0] == 25
+    assert any(c.value.endswith(", 10:05 – 24:00") for c in at.caption)
+
+
+def test_a_custom_window_is_headed_by_its_period(
+    app: NewApp, populated_store: tuple[Path, dict[str, Any]]
+) -> None:
+    from datetime import date, time
+
+    at = app().run()
+    at.selectbox(key="window_label").set_value("custom").run()
+    at.time_input(key="window_from_time").set_value(time(0, 0)).run()
+    assert not at.exception
+    today = date.today()
+    (heading,) = [h.value for h in at.subheader if h.value != "Alert history"]
+    assert heading == f"{today.day} {today:%b %Y}, 00:00 – 24:00"
+    assert not heading.startswith("Last")
 
 
 # -- a corrupt store -------------------------------------------------------------------------

@@ -13,12 +13,13 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 import tifffile
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from ptpd_calibration.monitoring.imaging import PIPELINE_STEPS
 
@@ -39,6 +40,10 @@ PAGES = [
 
 GAUGE_NUMBERS = '[data-testid="stPlotlyChart"] g.indicatorlayer text.number'
 CHART_TITLES = '[data-testid="stPlotlyChart"] text.gtitle'
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+DIALOG = '[role="dialog"]'
 
 
 def _title(page: Page, title: str) -> None:
@@ -94,6 +99,80 @@ def test_overview_gauges_show_live_numbers(
     )
     _charts_titled(page, "CPU %, last 10 min")
     _screenshot(page, screenshots, "overview")
+
+
+@pytest.mark.parametrize("path", ["/overview", "/no-such-page", "/overview/"])
+def test_overview_and_unknown_paths_land_on_the_overview_without_a_dialog(
+    browser_page: Page, demo_dashboard: Any, path: str
+) -> None:
+    page = browser_page
+    page.goto(f"{demo_dashboard.url}{path}")
+
+    _title(page, "Overview")
+    page.locator(GAUGE_NUMBERS).first.wait_for(timeout=WAIT_MS)
+    _charts_titled(page, "CPU %, last 10 min")
+    page.wait_for_timeout(1000)  # a dialog comes with the first script run's messages
+    expect(page.locator(DIALOG)).to_have_count(0)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    current = page.locator('[data-testid="stSidebarNavLink"][aria-current="page"]')
+    expect(current).to_have_text(re.compile("Overview"))
+
+
+def test_no_request_leaves_this_machine(browser_page: Page, demo_dashboard: Any) -> None:
+    """The darkroom machine may have no internet: favicon, icons and fonts are local."""
+    page = browser_page
+    requests: list[str] = []
+
+    def record(request: Request) -> None:
+        requests.append(request.url)
+
+    page.context.on("request", record)
+    page.goto(demo_dashboard.url)
+    _title(page, "Overview")
+    page.locator(GAUGE_NUMBERS).first.wait_for(timeout=WAIT_MS)
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    for _, label, title in PAGES[1:]:
+        links.filter(has_text=label).click()
+        _title(page, title)
+    page.wait_for_timeout(1000)
+
+    outside = [u for u in requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+    outside = [u for u in outside if urlsplit(u).hostname not in LOCAL_HOSTS]
+    assert outside == []
+    # the favicon is served here (a material icon favicon would come from fonts.gstatic.com)
+    icons = page.locator('link[rel~="icon"]').evaluate_all("links => links.map(l => l.href)")
+    assert icons and all(
+        urlsplit(href).hostname in LOCAL_HOSTS or href.startswith("data:") for href in icons
+    ), icons
+    # the pages' icons are the bundled Material Symbols font
+    assert [u for u in requests if "MaterialSymbols" in u]
+
+
+def _tick_labels(page: Page, title: str) -> list[str]:
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(has_text=title)
+    texts: list[str] = chart.first.locator("g.xtick text").all_text_contents()
+    return texts
+
+
+@pytest.mark.parametrize("window", ["15 min", "7 d"])
+def test_time_charts_have_readable_ticks_and_their_bucket_width(
+    browser_page: Page, demo_dashboard: Any, window: str
+) -> None:
+    page = browser_page
+    page.goto(f"{demo_dashboard.url}/latency")
+    _title(page, "Latency")
+    picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Time window")
+    picker.click()
+    page.get_by_role("option", name=window, exact=True).click()
+    _charts_titled(page, "Percentiles over time")
+    page.wait_for_timeout(500)
+
+    subtitle = page.locator('[data-testid="stPlotlyChart"] text[class*="subtitle"]').first
+    expect(subtitle).to_have_text(re.compile(r"^\d+ (s|min|h|d) buckets, times in UTC"))
+    ticks = _tick_labels(page, "Percentiles over time")
+    assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks  # none repeated
+    for tick in ticks:  # whole seconds at least: no "02:52:59.9995"
+        assert re.fullmatch(r"(\w{3} )?(\d{2} \w{3} )?\d{2}:\d{2}(:\d{2})?", tick), ticks
 
 
 # What each page draws from the demo store, waited for before its screenshot.

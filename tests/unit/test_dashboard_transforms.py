@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,27 +26,177 @@ def _ts(seconds: list[float]) -> pd.Series:
 
 
 @pytest.mark.parametrize(
-    ("window_s", "width"),
+    ("span_s", "width"),
     [
         (30, 1),
-        (60, 1),
-        (61, 5),
-        (15 * 60, 30),
-        (3600, 60),
-        (24 * 3600, 1800),
-        (7 * 86400, 21600),
+        (198, 1),
+        (199, 2),
+        (15 * 60, 5),
+        (3600, 30),
+        (24 * 3600, 600),
+        (7 * 86400, 3600),
         (10 * 365 * 86400, 86400),
     ],
 )
-def test_bucket_seconds_picks_a_round_width_for_about_60_points(
-    window_s: float, width: int
+def test_bucket_seconds_picks_the_smallest_round_width_under_the_most_points(
+    span_s: float, width: int
 ) -> None:
-    assert transforms.bucket_seconds(window_s) == width
+    assert transforms.bucket_seconds(span_s) == width
+    assert width in transforms.BUCKET_WIDTHS_S
 
 
 def test_bucket_seconds_honours_the_target() -> None:
     assert transforms.bucket_seconds(3600, target_buckets=12) == 300
     assert transforms.bucket_seconds(3600, target_buckets=3600) == 1
+
+
+def test_the_round_widths_are_clock_times_each_at_most_two_and_a_half_times_the_last() -> None:
+    widths = transforms.BUCKET_WIDTHS_S
+    for named in (1, 10, 15, 30, 60, 300, 900, 3600, 21600, 86400):
+        assert named in widths
+    assert all(86400 % width == 0 for width in widths)  # buckets start on round local times
+    assert all(b / a <= 2.5 for a, b in itertools.pairwise(widths))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label"),
+    [(1, "1 s"), (15, "15 s"), (60, "1 min"), (300, "5 min"), (3600, "1 h"), (86400, "1 d")],
+)
+def test_width_label(seconds: int, label: str) -> None:
+    assert transforms.width_label(seconds) == label
+
+
+WEEK = 7 * 86400
+NOW = 1_764_576_000.0  # 2025-12-01 08:00 UTC
+
+
+def _stamps(seconds: np.ndarray) -> pd.Series:
+    return pd.Series(pd.to_datetime(np.sort(seconds), unit="s", utc=True))
+
+
+def _dense(window_s: float) -> np.ndarray:
+    return NOW - window_s + np.linspace(0, window_s, 20_000)
+
+
+def _sparse(window_s: float) -> np.ndarray:
+    """Mostly idle: three short sessions (start, middle, end), a sample every 2 s in each."""
+    session = np.arange(0, max(window_s / 50, 20), 2.0)
+    starts = [0.0, window_s / 2, window_s - session[-1]]
+    return NOW - window_s + np.concatenate([start + session for start in starts])
+
+
+def _late(window_s: float) -> np.ndarray:
+    """Data only in the last sixth of the window (a session after an idle day)."""
+    return NOW - window_s / 6 + np.linspace(0, window_s / 6, 400)
+
+
+@pytest.mark.parametrize("window_s", [900, 3600, 6 * 3600, 86400, 3 * 86400, WEEK])
+@pytest.mark.parametrize("data", [_dense, _sparse, _late])
+def test_time_grid_has_60_to_200_round_buckets_at_every_window(window_s: float, data: Any) -> None:
+    seconds = data(window_s)
+    grid = transforms.time_grid(_stamps(seconds), NOW - window_s, NOW, utc_offset_s=0)
+
+    assert grid is not None
+    assert transforms.MIN_POINTS <= grid.size <= transforms.MAX_POINTS
+    assert grid.width in transforms.BUCKET_WIDTHS_S
+    assert grid.start % grid.width == 0  # a round time (UTC here)
+    assert grid.start <= seconds.min() and seconds.max() < grid.end  # every sample in a bucket
+    assert grid.end - grid.width <= seconds.max()  # no trailing empty bucket
+    assert grid.subtitle.startswith(f"{transforms.width_label(grid.width)} buckets")
+
+
+def test_time_grid_follows_the_data_not_only_the_window() -> None:
+    """The issue: two seconds of data in a 7 d window were one dot at 00:00 of the day."""
+    seconds = NOW - 3600 + np.linspace(0, 2.0, 50)
+    grid = transforms.time_grid(_stamps(seconds), NOW - WEEK, NOW, utc_offset_s=0)
+
+    assert grid is not None
+    assert grid.width == 1 and grid.size == 3
+    assert grid.start == NOW - 3600
+
+
+@pytest.mark.parametrize(
+    ("interval_s", "span_s", "width"),
+    [
+        (2.0, 600, 5),  # the Overview's sampler: 1 s buckets made a dotted line
+        (2.0, 90, 5),  # ... just after the server started
+        (30.0, 900, 60),  # a pipeline run every 30 s in the 15 min window: 15 points
+        (600.0, 4 * 3600, 900),  # a run every 10 min over 4 h: 16 points
+    ],
+)
+def test_data_sampled_at_intervals_fills_every_bucket(
+    interval_s: float, span_s: float, width: int
+) -> None:
+    rng = np.random.default_rng(2)
+    count = int(span_s / interval_s) + 1
+    seconds = NOW + np.arange(count) * interval_s + rng.uniform(-0.05, 0.05, count) * interval_s
+    grid = transforms.time_grid(_stamps(seconds), utc_offset_s=0)
+
+    assert grid is not None and grid.width == width
+    assert grid.size >= transforms.MIN_FILLED_POINTS
+    if grid.width >= 1.5 * interval_s:  # no gap that isn't idle time
+        assert np.unique(grid.positions(_stamps(seconds))).size == grid.size
+
+
+def test_each_series_interval_counts_not_the_mix() -> None:
+    """Three operations timed once a run, a run every 30 s: 30 s apart each, not ms."""
+    runs = NOW + np.arange(31) * 30.0
+    seconds = np.concatenate([runs, runs + 0.01, runs + 0.02])
+    names = pd.Series(np.repeat(["decode", "resize", "encode"], runs.size))
+    assert transforms.typical_interval(seconds) == pytest.approx(0.01)
+    assert transforms.typical_interval(seconds, names.to_numpy()) == pytest.approx(30.0)
+    stamps = pd.Series(pd.to_datetime(seconds, unit="s", utc=True))  # in the names' order
+    grid = transforms.time_grid(stamps, keys=names, utc_offset_s=0)
+    assert grid is not None and grid.width == 60
+
+
+def test_time_grid_aligns_to_the_local_clock() -> None:
+    seconds = NOW + np.linspace(0, 3 * 86400, 500)  # days: 1 h buckets at whole local hours
+    grid = transforms.time_grid(_stamps(seconds), utc_offset_s=5 * 3600 + 1800)  # UTC+05:30
+
+    assert grid is not None and grid.width == 1800
+    assert (grid.start + grid.utc_offset_s) % grid.width == 0
+    assert grid.zone_label == "UTC+05:30"
+    assert str(grid.times()[0].tz) == "UTC+05:30"
+    assert grid.times()[0].minute in (0, 30)
+
+
+def test_time_grid_of_nothing_or_outside_the_window_is_none() -> None:
+    assert transforms.time_grid(_stamps(np.array([]))) is None
+    assert transforms.time_grid(_stamps(np.array([NOW])), NOW + 1, NOW + 10) is None
+
+
+def test_time_grid_keeps_only_the_window() -> None:
+    seconds = np.array([NOW - 7200, NOW - 100, NOW - 50])
+    grid = transforms.time_grid(_stamps(seconds), NOW - 3600, NOW, utc_offset_s=0)
+    # two samples 50 s apart: 2 s buckets (no fewer than MIN_FILLED_POINTS)
+    assert grid is not None and grid.start == NOW - 100 and grid.width == 2
+
+
+@pytest.mark.parametrize(
+    ("span_s", "coarse", "fine"),
+    [
+        (5, "%H:%M", "%H:%M:%S"),
+        (3600, "%H:%M", "%H:%M:%S"),
+        (86400, "%a %H:%M", "%a %H:%M:%S"),  # across midnight: the weekday
+        (WEEK, "%a %d %b %H:%M", "%d %b %H:%M:%S"),  # a week: the day and the hour
+    ],
+)
+def test_the_x_axis_is_labelled_for_its_span(span_s: float, coarse: str, fine: str) -> None:
+    seconds = NOW + np.linspace(0, span_s, 100)
+    grid = transforms.time_grid(_stamps(seconds), utc_offset_s=0)
+    assert grid is not None
+    axis = grid.xaxis()
+
+    assert axis["type"] == "date"
+    assert axis["tickformat"] == coarse
+    stops = {tuple(s["dtickrange"]): s["value"] for s in axis["tickformatstops"]}
+    # the format follows the tick spacing plotly picks: a label never repeats
+    assert stops == {(None, 1000): "%H:%M:%S.%L", (1000, 60_000): fine, (60_000, None): coarse}
+    start, stop = (pd.Timestamp(t) for t in axis["range"])
+    # never less than 10 s across: ticks a second apart at least, not fractions of one
+    assert (stop - start).total_seconds() == max(grid.end - grid.start, 10.0)
+    assert start == pd.Timestamp(grid.start, unit="s")
 
 
 @pytest.mark.parametrize(
@@ -128,6 +279,43 @@ def test_percentile_buckets_of_nothing_is_empty_with_the_columns() -> None:
     assert "p95" in result.columns
 
 
+def test_percentile_buckets_over_a_grid_leave_gaps_as_nan_rows() -> None:
+    """An idle stretch is a gap in the line: NaN rows, never values carried across it."""
+    seconds = [0.0, 1.0, 2.0, 600.0, 601.0]  # ten idle minutes between two bursts
+    samples = pd.DataFrame(
+        {"timestamp": _ts(seconds), "operation": ["a", "a", "b", "a", "b"], "value": [0.1] * 5}
+    )
+    grid = transforms.time_grid(samples["timestamp"], utc_offset_s=0)
+    assert grid is not None and grid.width == 5 and grid.size == 121
+
+    result = transforms.percentile_buckets(samples, grid)
+
+    assert len(result) == 2 * grid.size  # every bucket of every operation
+    a = result[result["operation"] == "a"].reset_index(drop=True)
+    assert list(a["bucket"]) == list(grid.times())
+    assert a.loc[0, "count"] == 2 and a.loc[120, "count"] == 1
+    assert a["p95"].notna().sum() == 2
+    assert a.loc[1:119, "p95"].isna().all()
+    assert (a.loc[1:119, "count"] == 0).all()
+
+
+def test_resource_buckets_are_means_with_gaps() -> None:
+    samples = pd.DataFrame(
+        {
+            "timestamp": _ts([0, 1, 2, 3, 40, 41]),
+            "cpu_percent": [10.0, 30.0, 50.0, 70.0, 90.0, 90.0],
+            "memory_percent": [1.0] * 6,
+        }
+    )
+    grid = transforms.TimeGrid(0.0, 2, 21, 0)
+    result = transforms.resource_buckets(samples, grid)
+    assert list(result.columns) == ["bucket", "cpu_percent", "memory_percent"]
+    assert len(result) == 21
+    assert list(result["cpu_percent"][:2]) == [20.0, 60.0]
+    assert result["cpu_percent"][2:20].isna().all()
+    assert result["cpu_percent"][20] == 90.0
+
+
 # -- API -------------------------------------------------------------------------------------
 
 
@@ -157,6 +345,25 @@ def test_api_buckets_of_nothing_is_empty() -> None:
         {"timestamp": _ts([]), "endpoint": [], "duration_ms": [], "status_code": []}
     )
     assert transforms.api_buckets(empty, 60).empty
+
+
+def test_api_buckets_over_a_grid_have_every_bucket_of_every_endpoint() -> None:
+    requests = pd.DataFrame(
+        {
+            "timestamp": _ts([0, 1, 300]),
+            "endpoint": ["/a", "/b", "/a"],
+            "duration_ms": [10.0, 20.0, 30.0],
+            "status_code": [500, 200, 200],
+        }
+    )
+    grid = transforms.time_grid(requests["timestamp"], utc_offset_s=0)
+    assert grid is not None
+    result = transforms.api_buckets(requests, grid)
+    a = result[result["endpoint"] == "/a"].reset_index(drop=True)
+    assert len(a) == grid.size == len(result) / 2
+    assert a["requests"].sum() == 2 and a["error_rate"].notna().sum() == 2
+    assert a["error_rate"][0] == 1.0 and a["p95_ms"].iloc[-1] == 30.0
+    assert a["p95_ms"][1:-1].isna().all()
 
 
 # -- cache -----------------------------------------------------------------------------------
@@ -216,6 +423,17 @@ def test_cache_buckets_use_each_process_newest_snapshot_in_the_bucket() -> None:
     assert list(default["misses"]) == [10, 10]
     assert list(default["hit_rate"]) == pytest.approx([28 / 38, 30 / 40])
     assert list(result[result["cache"] == "curves"]["hit_rate"]) == [0.0]
+
+
+def test_cache_buckets_over_a_grid_are_nan_where_nothing_was_published() -> None:
+    grid = transforms.TimeGrid(0.0, 30, 3, 0)
+    result = transforms.cache_buckets(_snapshots(), grid)
+    default = result[result["cache"] == "default"].reset_index(drop=True)
+    assert len(default) == 3
+    # 0-30 s: pid 1 at 10 s (5/5) + pid 2 at 20 s (8/2); 30-60: pid 1 at 40 s; 60-90: pid 1
+    assert list(default["hits"]) == [13, 20, 30]
+    curves = result[result["cache"] == "curves"].reset_index(drop=True)
+    assert curves["hit_rate"].isna().tolist() == [True, False, True]
 
 
 def test_cache_buckets_of_nothing_is_empty() -> None:
@@ -354,3 +572,164 @@ def test_the_transforms_import_no_streamlit() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# -- units, formats and labels ---------------------------------------------------------------
+
+
+def test_durations_are_ms_or_seconds_above_ten_seconds() -> None:
+    assert transforms.duration_unit(9_999.0) == ("ms", 1.0)
+    assert transforms.duration_unit(10_001.0) == ("s", 0.001)
+    assert transforms.duration_unit(None) == ("ms", 1.0)
+    assert transforms.duration_unit(float("nan")) == ("ms", 1.0)
+
+
+def _stats(scale: float, unit: str = "seconds") -> dict[str, Any]:
+    return {
+        "count": 4,
+        **{k: v * scale for k, v in [("mean", 2.0), ("p50", 2.0), ("p90", 3.0), ("p95", 3.5)]},
+        **{k: v * scale for k, v in [("p99", 4.0), ("min", 1.0), ("max", 4.0), ("std", 1.0)]},
+        "median": 2.0 * scale,
+        "unit": unit,
+    }
+
+
+def test_statistics_tables_put_the_unit_in_every_header() -> None:
+    tables = dict(
+        transforms.statistics_tables(
+            {"curve.fit": _stats(0.001), "decode": _stats(0.01), "decode_memory": _stats(1, "MB")}
+        )
+    )
+    assert list(tables) == ["Timings (ms)", "Memory (MB)"]
+    timings = tables["Timings (ms)"]
+    assert list(timings.columns) == [
+        "samples",
+        "mean (ms)",
+        "p50 (ms)",
+        "p90 (ms)",
+        "p95 (ms)",
+        "p99 (ms)",
+        "min (ms)",
+        "max (ms)",
+        "std dev (ms)",
+    ]
+    assert timings.loc["decode", "p95 (ms)"] == pytest.approx(35.0)
+    assert timings.loc["curve.fit", "samples"] == 4
+    assert tables["Memory (MB)"].loc["decode_memory", "mean (MB)"] == 2.0
+    slow = dict(transforms.statistics_tables({"scan": _stats(4.0)}))  # p99 16 s
+    assert slow["Timings (s)"].loc["scan", "p99 (s)"] == pytest.approx(16.0)
+
+
+def test_api_tables_show_percent_and_durations_with_units() -> None:
+    report = {
+        "endpoints": {
+            "/a": {
+                "count": 160,
+                "error_count": 10,
+                "error_rate": 0.0626,
+                "p50_ms": 1.0,
+                "p95_ms": 2.0,
+                "p99_ms": 3.0,
+            }
+        },
+        "slowest_endpoints": [{"endpoint": "/a", "p95_ms": 2.0, "mean_ms": 1.5}],
+        "highest_error_endpoints": [{"endpoint": "/a", "error_rate": 0.0626, "error_count": 10}],
+    }
+    unit, table, slowest, failing = transforms.api_tables(report)
+    assert unit == "ms"
+    assert list(table.columns) == [
+        "endpoint",
+        "requests",
+        "errors",
+        "error rate",
+        "p50 (ms)",
+        "p95 (ms)",
+        "p99 (ms)",
+    ]
+    assert list(slowest.columns) == ["endpoint", "p95 (ms)", "mean (ms)"]
+    assert list(failing.columns) == ["endpoint", "error rate", "errors"]
+    assert failing["error rate"][0] == pytest.approx(6.26)
+    formats = transforms.column_formats(failing)
+    assert formats == {"error rate": "%.1f %%"}  # shows "6.3 %"
+    assert "%.1f %%" % failing["error rate"][0] == "6.3 %"  # noqa: UP031 (the printf format)
+    assert transforms.column_formats(slowest) == {"p95 (ms)": "%.2f", "mean (ms)": "%.2f"}
+
+
+def test_comparison_tables_have_units_and_percent_changes() -> None:
+    report = {
+        "operations": {
+            "curve.fit": {
+                "unit": "seconds",
+                "period1": {"mean": 0.1, "count": 3},
+                "period2": {"mean": 0.12, "count": 4},
+                "change": {"percentage": 20.0, "direction": "degraded"},
+            },
+            "new": {
+                "unit": "seconds",
+                "period1": {"mean": None, "count": 0},
+                "period2": {"mean": 0.5, "count": 1},
+                "change": None,
+            },
+        }
+    }
+    ((title, table),) = transforms.comparison_tables(report)
+    assert title == "Timings (ms)"
+    assert list(table.columns) == [
+        "operation",
+        "first mean (ms)",
+        "second mean (ms)",
+        "first samples",
+        "second samples",
+        "change",
+        "direction",
+    ]
+    assert list(table["second mean (ms)"]) == pytest.approx([120.0, 500.0])
+    assert table["change"][0] == 20.0 and np.isnan(table["change"][1])
+    assert transforms.column_formats(table)["change"] == "%.1f %%"
+
+
+def _local(text: str) -> float:
+    return pd.Timestamp(text).tz_localize(None).to_pydatetime().astimezone().timestamp()
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "label"),
+    [
+        ("2026-12-01 09:00", "2026-12-01 17:00", "1 Dec 2026, 09:00 – 17:00"),
+        ("2026-12-01 00:00", "2026-12-02 00:00", "1 Dec 2026, 00:00 – 24:00"),
+        ("2026-11-30 22:00", "2026-12-01 06:30", "30 Nov 2026, 22:00 – 1 Dec 2026, 06:30"),
+    ],
+)
+def test_period_label_reads_like_people_write_it(since: str, until: str, label: str) -> None:
+    assert transforms.period_label(_local(since), _local(until)) == label
+
+
+def test_window_headings() -> None:
+    preset = transforms.Window("1 h", 0.0, 3600.0)
+    assert (preset.heading, preset.within) == ("Last 1 h", "in the last 1 h")
+    custom = transforms.Window("1 Dec 2026, 09:00 – 17:00", 0.0, 1.0, custom=True)
+    assert custom.heading == "1 Dec 2026, 09:00 – 17:00"
+    assert custom.within == "in 1 Dec 2026, 09:00 – 17:00"
+
+
+def test_alert_table_has_units_in_headers_and_local_times() -> None:
+    cpu = [10.0] * 3 + [95.0] * 10 + [30.0]
+    history = transforms.alert_history(_resources(cpu), THRESHOLDS, min_duration_s=30)
+    table = transforms.alert_table(history, utc_offset_s=3600)
+    assert list(table.columns) == [
+        "resource",
+        "start",
+        "end",
+        "duration (s)",
+        "peak",
+        "threshold",
+        "severity",
+    ]
+    assert str(table["start"].dt.tz) == "UTC+01:00"
+    assert table["start"][0] == history["start"][0]  # the same moment, shown in local time
+    assert table["duration (s)"][0] == 45.0
+    assert transforms.column_formats(table) == {
+        "duration (s)": "%.2f",
+        "peak": "%.1f %%",
+        "threshold": "%.1f %%",
+    }
