@@ -33,10 +33,11 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 30_000
 
+# The demo week (what `ptpd-monitor demo` writes): the README screenshots are taken from it.
 _DEMO = (
     "import ptpd_calibration.monitoring as m\n"
-    "from ptpd_calibration.monitoring.demo import record_demo_session\n"
-    "record_demo_session(seconds=2, seed=1)\n"
+    "from ptpd_calibration.monitoring.demo import record_demo_week\n"
+    "record_demo_week(seed=1)\n"
     "m.flush()\n"
 )
 
