@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +81,14 @@ def demo_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboa
     )
     assert demo.returncode == 0, f"demo session failed:\n{demo.stderr}"
 
+    with serving_dashboard(env, root / "streamlit.log") as url:
+        yield Dashboard(url, store, root / "streamlit.log")
+
+
+@contextmanager
+def serving_dashboard(env: dict[str, str], log: Path) -> Iterator[str]:
+    """``streamlit run dashboard/app.py`` with ``env``, until it answers; yields its URL."""
     port = _free_port()
-    log = root / "streamlit.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
             [
@@ -118,7 +125,7 @@ def demo_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboa
             if time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not answer /_stcore/health in 60 s:\n{log.read_text()}")
             time.sleep(0.1)
-        yield Dashboard(url, store, log)
+        yield url
     finally:
         server.terminate()
         try:
@@ -126,6 +133,12 @@ def demo_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboa
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(5)
+
+
+@pytest.fixture
+def dashboard_server() -> Callable[[dict[str, str], Path], AbstractContextManager[str]]:
+    """``serving_dashboard``: a test's own dashboard over its own store (env), by URL."""
+    return serving_dashboard
 
 
 @pytest.fixture(scope="module")

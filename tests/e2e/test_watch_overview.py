@@ -11,13 +11,10 @@ judges the app's own samples.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -68,64 +65,10 @@ def _ptpd_monitor() -> list[str]:
     return [sys.executable, "-m", "ptpd_calibration.monitoring.cli"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def _dashboard(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``streamlit run dashboard/app.py`` with ``env``, until it answers; yields its URL."""
-    port = _free_port()
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "dashboard/app.py",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer /_stcore/health in 60 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-
-
 def test_a_regressed_week_fires_the_watch_and_the_overview_shows_it(
-    tmp_path: Path, browser_page: Page
+    tmp_path: Path,
+    browser_page: Page,
+    dashboard_server: Callable[[dict[str, str], Path], AbstractContextManager[str]],
 ) -> None:
     store = tmp_path / "store"
     env = _env(store, tmp_path)
@@ -157,7 +100,7 @@ def test_a_regressed_week_fires_the_watch_and_the_overview_shows_it(
     assert line.startswith("WARNING regression:curve.fit: curve.fit p95 over the last 1h is ")
     assert "1 firing" in done.stderr
 
-    with _dashboard(env, tmp_path / "streamlit.log") as url:
+    with dashboard_server(env, tmp_path / "streamlit.log") as url:
         browser_page.goto(url)
         expect(browser_page.locator("h1")).to_have_text("Overview", timeout=WAIT_MS)
         alert = browser_page.locator('[data-testid="stAlert"]', has_text="regression:curve.fit")
