@@ -84,6 +84,31 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     return directory, summary
 
 
+@pytest.fixture(scope="session")
+def demo_week_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the demo week (what `ptpd-monitor demo` writes), once per session."""
+    directory = tmp_path_factory.mktemp("demo-week") / "store"
+    env = {**os.environ, "PTPD_MONITORING_STORE_DIR": str(directory)}
+    code = (
+        "from ptpd_calibration.monitoring.demo import record_demo_week\nrecord_demo_week(seed=3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    return directory
+
+
+@pytest.fixture
+def demo_week_store(
+    use_store: Callable[[Path], Path], demo_week_template: Path, tmp_path: Path
+) -> Path:
+    """A private copy of the demo week's store."""
+    copy = tmp_path / "week"
+    shutil.copytree(demo_week_template, copy)
+    return use_store(copy)
+
+
 @pytest.fixture
 def empty_store(use_store: Callable[[Path], Path], tmp_path: Path) -> Path:
     """A store folder that does not exist yet."""

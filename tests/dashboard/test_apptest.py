@@ -285,6 +285,24 @@ def test_time_charts_are_lines_at_every_window(
             assert (stop - start).total_seconds() >= 10.0
 
 
+@pytest.mark.parametrize("window", ["15 min", "1 h", "24 h", "7 d"])
+def test_the_demo_week_draws_lines_with_shape_at_every_window(
+    app: NewApp, demo_week_store: Path, window: str
+) -> None:
+    """What a printmaker sees on a fresh demo: every time chart a line of many buckets."""
+    at = app().run()
+    at.selectbox(key="window_label").set_value(window).run()
+    for page in ("latency", "api", "cache"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception
+        lines = [f for f in _charts(at) if f["data"][0]["type"] == "scatter"]
+        assert lines, page
+        for figure in lines:
+            points = [int(np.isfinite(_values(t["y"])).sum()) for t in figure["data"]]
+            assert min(points) >= 3, (page, window, points)  # lines, never lone dots
+            assert max(points) >= 10, (page, window, points)  # and with shape
+
+
 def _write_days(directory: Path, days: list[int]) -> None:
     """curve.fit samples at 10:00-10:10 local time ``days`` days ago (0: today)."""
     from datetime import date, datetime, time, timedelta
