@@ -4,6 +4,7 @@ flusher. Each ends with the store writing again, and with written + counted = re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -481,3 +483,47 @@ def test_a_record_row_without_a_time_is_found_and_does_not_stop_compaction(
     assert store.compact(older_than=T0 + 7200) == 4  # two merges in each series
     assert [r["n"] for r in store.read_records(PROFILE, "b")] == [0, 1, 2]
     assert [r["n"] for r in store.read_records(PROFILE, "a")] == [0, 1, 2]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MB tmpfs (root only: mount); skipped where it cannot be mounted."""
+    point = tmp_path / "tmpfs"
+    point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_really_full_disk_keeps_samples_waiting_and_writes_them_when_space_returns(
+    small_tmpfs: Path,
+) -> None:
+    store = SampleStore(small_tmpfs / "store")
+    assert store.write([batch(0)])
+    filler = small_tmpfs / "filler"
+    # The disk fills up: ENOSPC ends the loop (and the close, which is suppressed too).
+    with contextlib.suppress(OSError), filler.open("wb") as out:
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    written = 100
+    for first in range(100, 100 + 40 * 2000, 2000):
+        store.write([batch(first, 2000)])
+        written += 2000
+    assert store.error_count > 0 and "full" in (store.last_error or "").lower()
+    assert store.waiting_samples > 0
+    assert store.dropped_samples == 0
+
+    filler.unlink()  # space again
+    assert store.write([]) is True
+    values = stored_values(small_tmpfs / "store")
+    assert len(values) == written and values == sorted(set(values))  # all, each once
+    assert store.check() == []
