@@ -130,12 +130,19 @@ def _epoch(moment: datetime) -> float:
 # -- the parser -----------------------------------------------------------------------------------
 
 
+def _folder_path(text: str) -> Path:
+    """A folder argument: an empty one would silently mean the working folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, not be empty")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``--store-dir`` is accepted before or after the subcommand)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store-dir",
-        type=Path,
+        type=_folder_path,
         default=argparse.SUPPRESS,
         metavar="DIR",
         help="the sample store folder (overrides PTPD_MONITORING_STORE_DIR)",

@@ -122,6 +122,7 @@ def results(populated: dict[str, Any]) -> dict[str, subprocess.CompletedProcess[
         "size limit inf": (["export"], {**env, "PTPD_MONITORING_STORE_SIZE_LIMIT_MB": "inf"}),
         "cache ttl inf": (["export"], {**env, "PTPD_MONITORING_CACHE_TTL": "inf"}),
         "empty store dir": (["demo", "--seconds", "5"], {**env, "PTPD_MONITORING_STORE_DIR": ""}),
+        "empty --store-dir": (["--store-dir", "", "demo", "--seconds", "5"], env),
     }  # fmt: skip
     done = _run_all(cases, populated["cwd"])
     done["export after"] = _run(["export"], env, populated["cwd"])
@@ -185,6 +186,15 @@ def test_bad_settings_name_the_variable(
 ) -> None:
     line = _error_line(results[case], 1)
     assert variable in line, line
+    assert list(populated["cwd"].iterdir()) == []  # no store in the working folder
+
+
+def test_an_empty_store_dir_option_is_a_usage_error(
+    results: dict[str, subprocess.CompletedProcess[str]], populated: dict[str, Any]
+) -> None:
+    result = results["empty --store-dir"]
+    assert result.returncode == 2
+    assert "--store-dir: must name a folder" in result.stderr
     assert list(populated["cwd"].iterdir()) == []  # no store in the working folder
 
 
