@@ -246,31 +246,28 @@ class CacheFolder:
             # of a mapped page into SIGBUS, which kills the host app (diskcache maps 64 MB).
             sqlite_mmap_size=0,
         )
-        self._identity = self._current_identity()
+        current = self._stat()
+        self._identity = None if current is None else current[0]
 
-    def _current_identity(self) -> tuple[int, int, int] | None:
+    def _stat(self) -> tuple[tuple[int, int, int], int] | None:
+        """The folder's and database's identity (device, inodes) and the database's length."""
         try:
             folder = os.stat(self.path)
             db = os.stat(self.path / DB_NAME)
         except OSError:
             return None
-        return folder.st_dev, folder.st_ino, db.st_ino
+        return (folder.st_dev, folder.st_ino, db.st_ino), db.st_size
 
-    def moved(self) -> bool:
-        """Whether the folder or its database is no longer the one this handle writes to."""
-        current = self._current_identity()
-        return current is None or current != self._identity
-
-    def damaged(self) -> bool:
-        """Whether the database this handle opened (it had a header then) was truncated.
-
-        A truncated database keeps its inode, and SQLite may go on writing into it through
-        the pages and WAL it holds: only the file's length tells.
+    def state(self) -> str:
+        """Whether this handle's database is still "ok", "moved" (the folder or its database
+        is not the one it opened: deleted, replaced) or "truncated" (the same file, cut
+        shorter than SQLite's header: it keeps its inode, and SQLite may go on writing into
+        it through the pages and WAL it holds, so only the length tells).
         """
-        try:
-            return os.stat(self.path / DB_NAME).st_size < _SQLITE_HEADER_BYTES
-        except OSError:
-            return False  # gone: moved() says so
+        current = self._stat()
+        if current is None or current[0] != self._identity:
+            return "moved"
+        return "truncated" if current[1] < _SQLITE_HEADER_BYTES else "ok"
 
     def close(self) -> None:
         self._cache.close()

@@ -298,16 +298,17 @@ class SampleStore:
         writers), and raises :class:`StoreError` otherwise (the readers).
         """
         folder = self._folder
-        if folder is not None and not folder.moved() and not folder.damaged():
+        state = "ok" if folder is None else folder.state()
+        if folder is not None and state == "ok":
             return folder
-        if folder is not None and folder.damaged() and not folder.moved():
-            damage = sqlite3.DatabaseError("file is not a database (its header is gone)")
+        if state == "truncated":
+            damage = sqlite3.DatabaseError("file is not a database (truncated)")
             if not repair:
                 raise StoreError(self.directory, _describe(damage))
             self._count_error(damage)
             self._move_aside_damaged(damage)
         with self._open_lock:
-            if self._folder is not None and self._folder.moved():
+            if self._folder is not None and self._folder.state() == "moved":
                 logger.warning(
                     "ptpd-monitor: the sample store at %s was deleted or replaced; reopening it",
                     self.directory,
@@ -433,7 +434,18 @@ class SampleStore:
         A batch that cannot be encoded is dropped and counted; batches that could not be
         written wait for the next call (see the module docstring).
         """
-        items = [*items, *self._adopted_batches()]
+        entries = self._entries(items)  # encoded outside the lock: other writers go on
+        with self._write_lock:
+            # Handed-over work is taken under the lock, so that a write() returning True
+            # never leaves it taken by another thread and not yet written.
+            entries += self._entries(self._adopted_batches())
+            for entry in entries:
+                self._keep(entry)
+            if not self._unwritten and not self._health_changed():
+                return True
+            return self._write_waiting()
+
+    def _entries(self, items: Sequence[ColumnBatch | RecordBatch]) -> list[_Entry]:
         entries: list[_Entry] = []
         for item in items:
             if not item.size:
@@ -442,12 +454,7 @@ class SampleStore:
                 entries.extend(self._encoded(item))
             except Exception as exc:  # one bad batch must not cost the others their write
                 self._count_dropped(item.size, f"could not encode {item.series!r}: {exc!r}")
-        with self._write_lock:
-            for entry in entries:
-                self._keep(entry)
-            if not self._unwritten and self._health_entry() is None:
-                return True
-            return self._write_waiting()
+        return entries
 
     def adopt(self, take: Callable[[], Sequence[ColumnBatch | RecordBatch]]) -> None:
         """Write what ``take()`` returns at the next write: for finalisers of dropped sources.
@@ -495,7 +502,7 @@ class SampleStore:
                             expire_at=time.time() + self.retention_s,
                             stored_at=entry.first_ts,
                         )
-                if folder.moved() or folder.damaged():
+                if folder.state() != "ok":
                     continue  # deleted, replaced or truncated while we wrote: write them again
             except Exception as exc:  # never harm the host app: count, warn once, keep
                 if is_corruption(exc) and not moved_aside:
@@ -553,12 +560,15 @@ class SampleStore:
                 samples,
             )
 
+    def _health_changed(self) -> bool:
+        return (self.dropped_samples, self.error_count) != self._health_written
+
     def _health_entry(self) -> _Entry | None:
         """This process's loss counters, when they changed: other processes show them."""
-        counters = (self.dropped_samples, self.error_count)
-        if counters == self._health_written:
+        if not self._health_changed():
             return None
-        self._health_reported = counters  # what the row says, whatever is counted meanwhile
+        # What the row says, whatever is counted meanwhile.
+        self._health_reported = (self.dropped_samples, self.error_count)
         row = {
             "pid": os.getpid(),
             "started": self._started,
