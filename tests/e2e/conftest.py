@@ -8,6 +8,7 @@ skip: ``make system-deps`` installs it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -139,6 +140,70 @@ def serving_dashboard(env: dict[str, str], log: Path) -> Iterator[str]:
 def dashboard_server() -> Callable[[dict[str, str], Path], AbstractContextManager[str]]:
     """``serving_dashboard``: a test's own dashboard over its own store (env), by URL."""
     return serving_dashboard
+
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+
+
+@contextmanager
+def serving_prometheus(config: Path, root: Path) -> Iterator[str]:
+    """Debian's Prometheus with ``config``, its data in ``root``, until ready; yields its URL.
+
+    Fails (never skips) when the binary is missing: these tests need the real server.
+    """
+    if not PROMETHEUS.is_file():
+        pytest.fail(
+            f"{PROMETHEUS} is missing: run `make system-deps` (it installs Debian's prometheus "
+            "package); this end-to-end test needs the real server and is never skipped"
+        )
+    log = root / "prometheus.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                str(PROMETHEUS),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={root / 'data'}",
+                "--web.listen-address=127.0.0.1:0",
+                "--storage.tsdb.retention.time=1h",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        listening = re.compile(r'msg="Listening on" address=(127\.0\.0\.1:\d+)')
+        deadline = time.monotonic() + 60
+        base = ""
+        while not base or not _answers(f"{base}/-/ready"):
+            if server.poll() is not None:
+                pytest.fail(f"prometheus exited with {server.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"Prometheus was not ready in 60 s:\n{log.read_text()[-3000:]}")
+            if not base and (match := listening.search(log.read_text(errors="replace"))):
+                base = f"http://{match.group(1)}"
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def prometheus_server() -> Callable[[Path, Path], AbstractContextManager[str]]:
+    """``serving_prometheus``: a real Prometheus over a test's own config, by URL."""
+    return serving_prometheus
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from ptpd_calibration.monitoring.store import API, CACHE, METRIC, SampleStore
 pytestmark = pytest.mark.e2e
 
 CLI = [sys.executable, "-m", "ptpd_calibration.monitoring.cli"]
-PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 JOB = "ptpd"
 OPERATION = "curve.fit"
@@ -87,9 +86,12 @@ def exporter(store: SampleStore) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus(
+    exporter: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    prometheus_server: Callable[[Path, Path], AbstractContextManager[str]],
+) -> Iterator[str]:
     """A real Prometheus scraping the exporter every second; yields its base URL."""
-    binary = _require(PROMETHEUS)
     root = tmp_path_factory.mktemp("prometheus-server")
     config = root / "prometheus.yml"
     config.write_text(
@@ -98,47 +100,8 @@ def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         f"  - job_name: {JOB}\n"
         f"    static_configs: [{{targets: ['{exporter}']}}]\n"
     )
-    log_path = root / "prometheus.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                str(binary),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={root / 'data'}",
-                "--web.listen-address=127.0.0.1:0",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        base = _wait_for_listening(server, log_path)
-        _wait_until(lambda: _get(f"{base}/-/ready") is not None, "Prometheus ready", log_path)
+    with prometheus_server(config, root) as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_for_listening(server: subprocess.Popen[bytes], log_path: Path) -> str:
-    pattern = re.compile(r'msg="Listening on" address=(127\.0\.0\.1:\d+)')
-    found: list[str] = []
-
-    def listening() -> bool:
-        if server.poll() is not None:
-            pytest.fail(f"prometheus exited with {server.returncode}:\n{log_path.read_text()}")
-        match = pattern.search(log_path.read_text(errors="replace"))
-        if match:
-            found.append(match.group(1))
-        return bool(match)
-
-    _wait_until(listening, "Prometheus listening", log_path)
-    return f"http://{found[0]}"
 
 
 def _get(url: str) -> bytes | None:

@@ -18,7 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from ptpd_calibration.monitoring.store import API, SampleStore
 pytestmark = pytest.mark.e2e
 
 PTPD_MONITOR = Path(sys.executable).with_name("ptpd-monitor")
-PROMETHEUS = Path("/usr/bin/prometheus")
 USER = "prometheus"
 PASSWORD = "darkroom scrape"
 # The first scrape lands 5-6 s after Prometheus starts (a fixed reload tick in 2.42) and the
@@ -167,14 +166,12 @@ def secured(setup: Setup) -> Iterator[Exporter]:
 
 @pytest.fixture(scope="module")
 def prometheus(
-    secured: Exporter, setup: Setup, tmp_path_factory: pytest.TempPathFactory
+    secured: Exporter,
+    setup: Setup,
+    tmp_path_factory: pytest.TempPathFactory,
+    prometheus_server: Callable[[Path, Path], AbstractContextManager[str]],
 ) -> Iterator[str]:
     """Debian's Prometheus scraping ``secured`` every second, with and without the password."""
-    if not PROMETHEUS.is_file():
-        pytest.fail(
-            f"{PROMETHEUS} is missing: run `make system-deps` (it installs Debian's prometheus "
-            "package); this end-to-end test needs the real server and is never skipped"
-        )
     root = tmp_path_factory.mktemp("prometheus-server")
     target = f"static_configs: [{{targets: ['127.0.0.1:{secured.port}']}}]"
     tls = f"tls_config: {{ca_file: '{setup.certificate}'}}"
@@ -188,38 +185,8 @@ def prometheus(
         f"  - {{job_name: wrong-password, scheme: https, {tls}, {target},\n"
         f"      basic_auth: {{username: {USER}, password: 'not {PASSWORD}'}}}}\n"
     )
-    log = root / "prometheus.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                str(PROMETHEUS),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={root / 'data'}",
-                "--web.listen-address=127.0.0.1:0",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        listening = re.compile(r'msg="Listening on" address=(127\.0\.0\.1:\d+)')
-        found: list[str] = []
-
-        def started() -> bool:
-            if server.poll() is not None:
-                pytest.fail(f"prometheus exited with {server.returncode}:\n{log.read_text()}")
-            match = listening.search(log.read_text(errors="replace"))
-            if match:
-                found.append(match.group(1))
-            return match is not None
-
-        _wait_until(started, "Prometheus listening", log)
-        base = f"http://{found[0]}"
-        _wait_until(lambda: _get(f"{base}/-/ready") is not None, "Prometheus ready", log)
+    with prometheus_server(config, root) as base:
         yield base
-    finally:
-        _stop(server)
 
 
 def _get(url: str) -> bytes | None:
