@@ -73,7 +73,8 @@ class Publisher:
 
 
 class SeriesPublisher(Publisher):
-    """Named SeriesBuffers of ``WIDTH`` columns, flushed to ``store`` as ``KIND`` batches.
+    """Named SeriesBuffers of ``WIDTH`` columns, flushed to ``store`` as ``KIND`` batches;
+    ``clock`` (epoch seconds, ``time.time``) stamps the rows, and tests pin it.
 
     ``_loaded`` builds an instance from stored columns, for the read-only views.
     """

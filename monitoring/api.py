@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from datetime import UTC, datetime
-from time import perf_counter, time
+from time import perf_counter
 from types import TracebackType
 from typing import Any, overload
 
@@ -13,7 +13,6 @@ import numpy as np
 
 from . import stats as _stats
 from ._common import (
-    Clock,
     TimeRange,
     check_name,
     endpoint_key,
@@ -100,15 +99,6 @@ class APIPerformanceTracker(SeriesPublisher):
 
     KIND = API
     WIDTH = 3
-
-    def __init__(
-        self,
-        max_history: int | None = None,
-        *,
-        store: SampleStore | None = None,
-        clock: Clock = time,
-    ) -> None:
-        super().__init__(max_history, store=store, clock=clock)
 
     # -- recording ----------------------------------------------------------------------------
 
